@@ -1,0 +1,115 @@
+"""The ``curate`` settings: one validated pydantic model, loaded from YAML and command-line overrides.
+
+Every default is the published KaLM / NV-Retriever setting (../shared/KALM.md) unless noted.
+Precedence: defaults < ``--config FILE.yaml`` < command-line flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: The fields a column mapping may name (``--map query=question,positive=answer``).
+MAPPABLE_FIELDS = ("id", "query", "positive", "negative", "instruction", "task", "task_type", "text")
+
+
+class InputSpec(BaseModel):
+    """One input: a file, a directory of a saved dataset, or a ``datasets`` hub id.
+
+    ``task`` defaults to the file's stem (``pairs.jsonl.gz`` -> ``pairs``). ``columns`` maps our
+    field names to the input's column names. ``format`` is guessed from the suffix when None.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    task: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    format: Literal["jsonl", "parquet", "csv", "tsv", "hf"] | None = None
+    split: str = "train"
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> InputSpec:
+        unknown = sorted(set(self.columns) - set(MAPPABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) in column mapping: {unknown}; known: {MAPPABLE_FIELDS}")
+        return self
+
+
+FilterRule = Literal["kalm", "mutual", "none"]
+
+
+class CurateConfig(BaseModel):
+    """Settings of the ``curate`` pipeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[InputSpec] = Field(default_factory=list)
+    corpus: list[InputSpec] = Field(
+        default_factory=list, description="optional candidate pool (field `text`), shared by all tasks"
+    )
+    output: str = ""
+    teacher: str | None = Field(
+        default=None, description="sentence-transformers id or folder; None = the MiniLM shipped offline"
+    )
+    cache_dir: str | None = Field(
+        default=None, description="embedding cache; None = ~/.cache/kalm_data/embeddings"
+    )
+    batch_size: int = Field(default=32, gt=0)
+    max_chars: int = Field(default=100_000, gt=0, description="longer texts are rejected outright")
+    overlong: Literal["truncate", "reject"] = Field(
+        default="truncate", description="texts over the teacher's max tokens: embed truncated, or reject"
+    )
+    # Mining (KaLM: exact inner product, top 100, 7 negatives from ranks 50-99).
+    index: Literal["flat", "ivf"] = "flat"
+    ivf_nlist: int = Field(default=0, ge=0, description="0 = 4 * sqrt(pool size)")
+    ivf_nprobe: int = Field(default=32, gt=0)
+    num_negatives: int = Field(default=7, ge=0)
+    window_start: int = Field(default=50, ge=0)
+    window_end: int = Field(default=100, gt=0)
+    margin: float = Field(
+        default=0.95, gt=0, description="NV-Retriever TopK-PercPos: skip candidates above margin x positive"
+    )
+    near_duplicate: float = Field(
+        default=0.98, description="skip candidates this close (cosine) to a positive"
+    )
+    # Ranking-consistency filter.
+    filter_rule: FilterRule = "mutual"
+    filter_k: int = Field(default=50, gt=0, description="KaLM: drop if best positive ranks >= k")
+    filter_query_k: int = Field(
+        default=10, gt=0, description="mutual: also keep if the query ranks < this among queries"
+    )
+    seed: int = 0
+    rows_per_shard: int = Field(default=100_000, gt=0)
+    embed_shards: int = Field(
+        default=4, gt=0, description="parallel groups per length bucket in the embedding stage"
+    )
+
+    @model_validator(mode="after")
+    def _check_window(self) -> CurateConfig:
+        if self.window_end <= self.window_start:
+            raise ValueError(
+                f"window_end ({self.window_end}) must be greater than window_start ({self.window_start})"
+            )
+        return self
+
+    @property
+    def search_depth(self) -> int:
+        """How many neighbours each query needs: the negative window and the filter's rank k."""
+        return max(self.window_end, self.filter_k)
+
+
+def load_config(path: str | Path | None, overrides: dict) -> CurateConfig:
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None values skipped)."""
+    import yaml
+
+    data: dict = {}
+    if path:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the config must be a mapping of setting: value")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return CurateConfig.model_validate(data)

@@ -1,0 +1,1 @@
+"""Teacher embeddings: loading the teacher, a content-addressed cache, length-bucketed encoding."""

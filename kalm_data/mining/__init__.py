@@ -1,0 +1,1 @@
+"""Hard-negative mining and ranking-consistency filtering, per task pool (pure cores)."""

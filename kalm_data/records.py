@@ -1,0 +1,124 @@
+"""Record types of kalm-data: one pydantic model per record, the single source of every schema.
+
+Contract:
+- ``RawRow``: one row as a reader saw it (payload or the error that prevented parsing), with
+  its provenance. Readers produce these; nothing is dropped before validation.
+- ``InputPair``: a validated input row: a query with one or more positives.
+- ``TrainingExample``: a curated example as written to ``data/<task>/part-*.parquet``.
+- ``RejectedRecord``: a row or example that left the funnel, with the stage and the reason.
+
+The Arrow schemas (``kalm_data.arrow_schema``) and the JSON Schemas in ``schemas/`` are generated
+from these models; bump ``SCHEMA_VERSION`` when a written model changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0.0"
+
+#: The six E5 task types (KaLM V1 / E5-mistral) plus "retrieval" for plain (query, passage) data.
+TASK_TYPES = (
+    "retrieval",
+    "short-long",
+    "long-short",
+    "short-short",
+    "long-long",
+    "sts",
+    "bitext",
+)
+
+
+class RawRow(BaseModel):
+    """One input row before validation.
+
+    ``payload`` is the row as a dict (column mapping not yet applied), or None when it could not
+    be parsed; ``error`` then says why (for example ``malformed_json: ...``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source_file: str
+    source_row: int = Field(description="1-based line (JSONL, CSV) or 0-based row (Parquet, datasets)")
+    task: str
+    payload: dict[str, Any] | None = None
+    error: str | None = None
+    raw: str | None = Field(default=None, description="the original text of an unparseable row")
+
+
+class InputPair(BaseModel):
+    """A validated input row: a query and its positives (and optional given negatives)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    task: str
+    query: str
+    positives: list[str]
+    negatives: list[str] = Field(default_factory=list)
+    instruction: str | None = None
+    task_type: str = "retrieval"
+    source_file: str
+    source_row: int
+
+
+class Example(BaseModel):
+    """Input pairs of one task merged by query (several positives per query): the unit mined."""
+
+    id: str
+    task: str
+    task_type: str
+    instruction: str | None = None
+    query: str
+    positives: list[str]
+    negatives: list[str]
+    source_file: str
+    source_rows: list[int]
+    source_ids: list[str]
+
+
+class TrainingExample(BaseModel):
+    """A curated training example: one row of ``data/<task>/part-*.parquet``.
+
+    Scores are the teacher's cosine similarities to the query; ranks are 0-based among the task
+    pool with the example's own positives and the query's own text left out. ``positive_rank`` is
+    the rank of the best positive; ``query_rank`` is the rank of the example's query among all
+    the task's queries when searching with the best positive (the reverse direction).
+    """
+
+    schema_version: str = SCHEMA_VERSION
+    id: str
+    task: str
+    task_type: str
+    instruction: str | None = None
+    query: str
+    positives: list[str]
+    negatives: list[str]
+    positive_scores: list[float]
+    negative_scores: list[float]
+    negative_ranks: list[int] = Field(description="-1 for a given (not mined) negative")
+    positive_rank: int
+    query_rank: int | None = None
+    teacher: str
+    source_file: str
+    source_rows: list[int]
+    source_ids: list[str]
+    persona_id: str | None = None
+    generator: str | None = None
+
+
+class RejectedRecord(BaseModel):
+    """A row or example removed by a stage, with the reason. ``record`` is the original as JSON."""
+
+    schema_version: str = SCHEMA_VERSION
+    id: str | None = None
+    task: str
+    stage: str
+    reason: str
+    detail: str
+    source_file: str
+    source_row: int
+    rows: int = Field(default=1, description="input rows this rejection accounts for")
+    record: str
