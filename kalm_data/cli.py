@@ -1,8 +1,8 @@
 """The ``kalm-data`` command. Parsing is import-light so ``kalm-data --help`` answers instantly.
 
-    kalm-data curate --input pairs.jsonl.gz --output out/
-    kalm-data train --data out/ --model Qwen/Qwen2-0.5B --output model/
-    kalm-data eval --model model/ --beir scifact/
+kalm-data curate --input pairs.jsonl.gz --output out/
+kalm-data train --data out/ --model Qwen/Qwen2-0.5B --output model/
+kalm-data eval --model model/ --beir scifact/
 """
 
 from __future__ import annotations

@@ -12,7 +12,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: The fields a column mapping may name (``--map query=question,positive=answer``).
-MAPPABLE_FIELDS = ("id", "query", "positive", "negative", "instruction", "task", "task_type", "text")
+MAPPABLE_FIELDS = (
+    "id",
+    "query",
+    "positive",
+    "negative",
+    "instruction",
+    "task",
+    "task_type",
+    "text",
+)
 
 
 class InputSpec(BaseModel):
@@ -34,7 +43,9 @@ class InputSpec(BaseModel):
     def _check_columns(self) -> InputSpec:
         unknown = sorted(set(self.columns) - set(MAPPABLE_FIELDS))
         if unknown:
-            raise ValueError(f"unknown field(s) in column mapping: {unknown}; known: {MAPPABLE_FIELDS}")
+            raise ValueError(
+                f"unknown field(s) in column mapping: {unknown}; known: {MAPPABLE_FIELDS}"
+            )
         return self
 
 
@@ -48,11 +59,13 @@ class CurateConfig(BaseModel):
 
     inputs: list[InputSpec] = Field(default_factory=list)
     corpus: list[InputSpec] = Field(
-        default_factory=list, description="optional candidate pool (field `text`), shared by all tasks"
+        default_factory=list,
+        description="optional candidate pool (field `text`), shared by all tasks",
     )
     output: str = ""
     teacher: str | None = Field(
-        default=None, description="sentence-transformers id or folder; None = the MiniLM shipped offline"
+        default=None,
+        description="sentence-transformers id or folder; None = the MiniLM shipped offline",
     )
     cache_dir: str | None = Field(
         default=None, description="embedding cache; None = ~/.cache/kalm_data/embeddings"
@@ -60,7 +73,8 @@ class CurateConfig(BaseModel):
     batch_size: int = Field(default=32, gt=0)
     max_chars: int = Field(default=100_000, gt=0, description="longer texts are rejected outright")
     overlong: Literal["truncate", "reject"] = Field(
-        default="truncate", description="texts over the teacher's max tokens: embed truncated, or reject"
+        default="truncate",
+        description="texts over the teacher's max tokens: embed truncated, or reject",
     )
     # Mining (KaLM: exact inner product, top 100, 7 negatives from ranks 50-99).
     index: Literal["flat", "ivf"] = "flat"
@@ -70,7 +84,9 @@ class CurateConfig(BaseModel):
     window_start: int = Field(default=50, ge=0)
     window_end: int = Field(default=100, gt=0)
     margin: float = Field(
-        default=0.95, gt=0, description="NV-Retriever TopK-PercPos: skip candidates above margin x positive"
+        default=0.95,
+        gt=0,
+        description="NV-Retriever TopK-PercPos: skip candidates above margin x positive",
     )
     near_duplicate: float = Field(
         default=0.98, description="skip candidates this close (cosine) to a positive"
@@ -83,6 +99,9 @@ class CurateConfig(BaseModel):
     )
     seed: int = 0
     rows_per_shard: int = Field(default=100_000, gt=0)
+    torch_threads: int = Field(
+        default=0, ge=0, description="threads per teacher; 0 = torch's default (set per worker)"
+    )
     embed_shards: int = Field(
         default=4, gt=0, description="parallel groups per length bucket in the embedding stage"
     )

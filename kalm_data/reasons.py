@@ -7,6 +7,7 @@ VALIDATE = "validate"
 DEDUP = "dedup"
 FILTER = "filter"
 STAGES = (READ, VALIDATE, DEDUP, FILTER)
+CORPUS = "corpus"  # rows of the candidate corpus (not examples: counted apart)
 
 # read: the reader could not parse the row (prefixes of RawRow.error).
 INVALID_UTF8 = "invalid_utf8"

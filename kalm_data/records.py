@@ -41,7 +41,9 @@ class RawRow(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     source_file: str
-    source_row: int = Field(description="1-based line (JSONL, CSV) or 0-based row (Parquet, datasets)")
+    source_row: int = Field(
+        description="1-based line (JSONL, CSV) or 0-based row (Parquet, datasets)"
+    )
     task: str
     payload: dict[str, Any] | None = None
     error: str | None = None

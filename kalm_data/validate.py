@@ -45,10 +45,13 @@ def _text(value: Any, field: str, max_chars: int) -> str:
     if value is None:
         raise Invalid(reasons.NULL_FIELD, f"field '{field}' is null")
     if not isinstance(value, str):
-        raise Invalid(reasons.WRONG_TYPE, f"field '{field}' is {type(value).__name__}, not a string")
+        raise Invalid(
+            reasons.WRONG_TYPE, f"field '{field}' is {type(value).__name__}, not a string"
+        )
     if len(value) > max_chars:
         raise Invalid(
-            reasons.TEXT_TOO_LONG, f"field '{field}' has {len(value)} characters (max_chars={max_chars})"
+            reasons.TEXT_TOO_LONG,
+            f"field '{field}' has {len(value)} characters (max_chars={max_chars})",
         )
     text = normalize(value)
     if not text:
@@ -61,8 +64,10 @@ def _texts(value: Any, field: str, max_chars: int) -> list[str]:
     items = value if isinstance(value, list) else [value]
     if not items:
         raise Invalid(reasons.BLANK_FIELD, f"field '{field}' is an empty list")
-    texts = [_text(v, f"{field}[{i}]" if isinstance(value, list) else field, max_chars)
-             for i, v in enumerate(items)]
+    texts = [
+        _text(v, f"{field}[{i}]" if isinstance(value, list) else field, max_chars)
+        for i, v in enumerate(items)
+    ]
     return list(dict.fromkeys(texts))
 
 
@@ -117,9 +122,13 @@ def parse_pair(
     )
 
 
-def rejection(row: RawRow, stage: str, reason: str, detail: str, id: str | None = None) -> RejectedRecord:
+def rejection(
+    row: RawRow, stage: str, reason: str, detail: str, id: str | None = None
+) -> RejectedRecord:
     """A ``RejectedRecord`` for a raw row; ``detail`` is prefixed with ``file:row``."""
-    record = row.raw if row.payload is None else json.dumps(row.payload, ensure_ascii=False, default=str)
+    record = (
+        row.raw if row.payload is None else json.dumps(row.payload, ensure_ascii=False, default=str)
+    )
     return RejectedRecord(
         id=id,
         task=row.task,
@@ -150,7 +159,9 @@ def validate_row(
         for field, text in [("query", pair.query), *(("positive", p) for p in pair.positives)]:
             if too_long(text):
                 return rejection(
-                    row, reasons.VALIDATE, reasons.OVER_TEACHER_LIMIT,
+                    row,
+                    reasons.VALIDATE,
+                    reasons.OVER_TEACHER_LIMIT,
                     f"field '{field}' is longer than the teacher's max tokens (overlong=reject)",
                     id=pair.id,
                 )

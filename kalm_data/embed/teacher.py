@@ -56,8 +56,13 @@ class Teacher:
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length)
         self.dim = int(self.model.get_embedding_dimension())
-        log.info("teacher %s on %s (max %d tokens, %d-d)", name_or_path, device, self.max_tokens,
-                 self.dim)
+        log.info(
+            "teacher %s on %s (max %d tokens, %d-d)",
+            name_or_path,
+            device,
+            self.max_tokens,
+            self.dim,
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised."""

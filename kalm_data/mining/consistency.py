@@ -43,5 +43,7 @@ def explain(rule: str, ranks: Ranks, k: int, query_k: int) -> str:
     text = f"best positive ranks {ranks.positive_rank} for its query (rule {rule}: needs < {k})"
     if rule == "mutual":
         q = ">= search depth" if ranks.query_rank is None else str(ranks.query_rank)
-        text += f"; the query ranks {q} among the task's queries for the positive (needs < {query_k})"
+        text += (
+            f"; the query ranks {q} among the task's queries for the positive (needs < {query_k})"
+        )
     return text

@@ -23,7 +23,7 @@ from kalm_data.config import CurateConfig
 from kalm_data.mining import consistency
 from kalm_data.mining.negatives import DrawStats, draw
 from kalm_data.mining.search import build_index, search
-from kalm_data.records import Example, RejectedRecord
+from kalm_data.records import Example, RejectedRecord, TrainingExample
 from kalm_data.text import text_key
 
 
@@ -40,8 +40,14 @@ def _sorted_neighbours(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray,
     return np.take_along_axis(scores, order, -1), np.take_along_axis(ids, order, -1)
 
 
-def _positive_rank(q: np.ndarray, best: float, cand_scores: np.ndarray, pool: np.ndarray,
-                   own: set[int], searched_all: bool) -> int:
+def _positive_rank(
+    q: np.ndarray,
+    best: float,
+    cand_scores: np.ndarray,
+    pool: np.ndarray,
+    own: set[int],
+    searched_all: bool,
+) -> int:
     """Candidates scoring above the best positive; exact beyond the depth via one dot product."""
     rank = int((cand_scores > best).sum())
     if rank < len(cand_scores) or searched_all:
@@ -111,38 +117,58 @@ def mine_task(
             continue
         given = [where[text_key(n)] for n in e.negatives][: cfg.num_negatives]
         mined = draw(
-            cand_ids, cand_scores, pool, pos_ids, best, set(given),
-            cfg.num_negatives - len(given), (cfg.window_start, cfg.window_end),
-            cfg.margin, cfg.near_duplicate, cfg.seed, e.id, result.stats,
+            cand_ids,
+            cand_scores,
+            pool,
+            pos_ids,
+            best,
+            set(given),
+            cfg.num_negatives - len(given),
+            (cfg.window_start, cfg.window_end),
+            cfg.margin,
+            cfg.near_duplicate,
+            cfg.seed,
+            e.id,
+            result.stats,
         )
         n_neg = len(given) + len(mined)
         result.stats.counts[n_neg] = result.stats.counts.get(n_neg, 0) + 1
-        result.kept.append({
-            "id": e.id,
-            "task": e.task,
-            "task_type": e.task_type,
-            "instruction": e.instruction,
-            "query": e.query,
-            "positives": e.positives,
-            "negatives": [texts[keys[j]] for j in given] + [texts[keys[j]] for j, _, _ in mined],
-            "positive_scores": [float(s) for s in pos_scores],
-            "negative_scores": [float(pool[j] @ queries[i]) for j in given] + [s for _, s, _ in mined],
-            "negative_ranks": [-1] * len(given) + [r for _, _, r in mined],
-            "positive_rank": ranks.positive_rank,
-            "query_rank": ranks.query_rank,
-            "teacher": teacher,
-            "source_file": e.source_file,
-            "source_rows": e.source_rows,
-            "source_ids": e.source_ids,
-        })
+        result.kept.append(
+            TrainingExample(
+                **{
+                    "id": e.id,
+                    "task": e.task,
+                    "task_type": e.task_type,
+                    "instruction": e.instruction,
+                    "query": e.query,
+                    "positives": e.positives,
+                    "negatives": [texts[keys[j]] for j in given]
+                    + [texts[keys[j]] for j, _, _ in mined],
+                    "positive_scores": [float(s) for s in pos_scores],
+                    "negative_scores": [float(pool[j] @ queries[i]) for j in given]
+                    + [s for _, s, _ in mined],
+                    "negative_ranks": [-1] * len(given) + [r for _, _, r in mined],
+                    "positive_rank": ranks.positive_rank,
+                    "query_rank": ranks.query_rank,
+                    "teacher": teacher,
+                    "source_file": e.source_file,
+                    "source_rows": e.source_rows,
+                    "source_ids": e.source_ids,
+                }
+            ).model_dump()
+        )
     return result
 
 
-def _rejection(e: Example, ranks: consistency.Ranks, cfg: CurateConfig,
-               pos_scores: np.ndarray) -> RejectedRecord:
+def _rejection(
+    e: Example, ranks: consistency.Ranks, cfg: CurateConfig, pos_scores: np.ndarray
+) -> RejectedRecord:
     record = e.model_dump()
-    record.update(positive_scores=[float(s) for s in pos_scores], positive_rank=ranks.positive_rank,
-                  query_rank=ranks.query_rank)
+    record.update(
+        positive_scores=[float(s) for s in pos_scores],
+        positive_rank=ranks.positive_rank,
+        query_rank=ranks.query_rank,
+    )
     return RejectedRecord(
         id=e.id,
         task=e.task,

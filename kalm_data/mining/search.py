@@ -32,7 +32,6 @@ def build_index(pool: np.ndarray, kind: str = "flat", nlist: int = 0, nprobe: in
         index.train(pool)
         index.nprobe = min(nprobe, nlist)
         index.add(pool)
-        index._keep = quantizer  # the IVF index does not own its quantizer in Python
         return index
     if kind == "ivf":
         log.info("pool of %d is too small for IVF with %d lists: exact search", n, nlist)

@@ -1,0 +1,98 @@
+"""Embedding stage: every unique text encoded once by the teacher, through the cache.
+
+Texts are keyed by their length-bucket group (``kalm_data.embed.buckets``) and grouped, so each
+group is encoded in a fixed (length, key) order: the same bits on any runner or worker count.
+Each group is encoded in chunks; every finished chunk goes to the cache at once, so a killed run
+loses at most one chunk of work per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from kalm_data.beam import NAMESPACE
+from kalm_data.embed.buckets import encode_order, group_key
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024  # texts per cache file
+
+
+class EmbedGroupFn(beam.DoFn):
+    """(group, [(key, text), ...]) -> (key, vector) for each unique key. Teacher loaded in setup."""
+
+    def __init__(
+        self, teacher: str, fingerprint: str, cache_dir: str, batch_size: int, threads: int
+    ):
+        self.teacher_name = teacher
+        self.fingerprint = fingerprint
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.threads = threads
+        self.encoded = Metrics.counter(NAMESPACE, "texts_encoded")
+        self.hits = Metrics.counter(NAMESPACE, "texts_from_cache")
+        self.truncated = Metrics.counter(NAMESPACE, "texts_truncated_for_teacher")
+
+    def setup(self):
+        from kalm_data.embed.cache import EmbeddingCache
+        from kalm_data.embed.teacher import Teacher
+
+        self.teacher = Teacher(self.teacher_name, self.batch_size, self.threads)
+        self.cache = EmbeddingCache(self.cache_dir, self.fingerprint)
+
+    def process(self, item):
+        group, pairs = item
+        bucket = group.split("/")[0]
+        ordered = encode_order(list(pairs))
+        cached = self.cache.get(bucket, [k for k, _ in ordered])
+        self.hits.inc(len(cached))
+        yield from cached.items()
+        todo = [(k, t) for k, t in ordered if k not in cached]
+        start = time.monotonic()
+        for i in range(0, len(todo), CHUNK):
+            chunk = todo[i : i + CHUNK]
+            keys, texts = [k for k, _ in chunk], [t for _, t in chunk]
+            vectors = self.teacher.encode(texts)
+            self.cache.put(bucket, keys, vectors)
+            self.encoded.inc(len(keys))
+            over = sum(n > self.teacher.max_tokens for n in self.teacher.count_tokens(texts))
+            self.truncated.inc(over)
+            done = i + len(chunk)
+            log.info(
+                "embed %s: %d/%d texts encoded (%.0f texts/s), %d from cache",
+                group,
+                done,
+                len(todo),
+                done / max(time.monotonic() - start, 1e-9),
+                len(cached),
+            )
+            yield from zip(keys, vectors, strict=True)
+
+
+class EmbedTexts(beam.PTransform):
+    """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key."""
+
+    def __init__(
+        self,
+        teacher: str,
+        fingerprint: str,
+        cache_dir: str,
+        batch_size: int,
+        threads: int,
+        shards: int,
+    ):
+        super().__init__()
+        self.fn = EmbedGroupFn(teacher, fingerprint, cache_dir, batch_size, threads)
+        self.shards = shards
+
+    def expand(self, keyed_texts):
+        return (
+            keyed_texts
+            | "KeyByGroup" >> beam.Map(lambda kt, s: (group_key(kt[1], kt[0], s), kt), self.shards)
+            | "GroupTexts" >> beam.GroupByKey()
+            | "Encode" >> beam.ParDo(self.fn)
+        )

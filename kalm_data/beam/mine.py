@@ -1,0 +1,99 @@
+"""Mining stage: bring each task's examples and vectors together, then mine and filter.
+
+Joins: (text key -> tasks using it) with (text key -> vector) gives (task, (key, vector)); that
+and (task, example) are co-grouped by task. The shared candidate corpus, if any, comes in as a
+side input. ``MineTaskFn`` runs the pure ``mine_task`` on each task's group.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from kalm_data.beam import NAMESPACE, REJECTED
+from kalm_data.config import CurateConfig
+from kalm_data.text import text_key
+
+log = logging.getLogger(__name__)
+
+
+def example_texts(example):
+    """(key, text) of every text an example needs embedded."""
+    for text in (example.query, *example.positives, *example.negatives):
+        yield text_key(text), text
+
+
+def _fan_out(item):
+    key, grouped = item
+    vectors = list(grouped["vector"])
+    if not vectors:
+        return
+    for task in sorted(set(grouped["task"])):
+        yield task, (key, vectors[0])
+
+
+class MineTaskFn(beam.DoFn):
+    """(task, {"examples", "vectors"}) -> (task, kept rows); rejections on ``rejected``."""
+
+    def __init__(self, cfg_json: str, teacher: str):
+        self.cfg_json = cfg_json
+        self.teacher = teacher
+
+    def setup(self):
+        self.cfg = CurateConfig.model_validate_json(self.cfg_json)
+
+    def process(self, item, corpus):
+        from kalm_data.mining.mine_task import mine_task
+
+        task, grouped = item
+        examples = list(grouped["examples"])
+        if not examples:
+            return
+        vectors = dict(grouped["vectors"])
+        vectors.update((k, v) for k, _, v in corpus)
+        result = mine_task(examples, vectors, [t for _, t, _ in corpus], self.cfg, self.teacher)
+        s = result.stats
+        for name, value in (
+            ("negatives_skipped_margin", s.skipped_margin),
+            ("negatives_skipped_near_duplicate", s.skipped_near_duplicate),
+            ("examples_short_of_negatives", s.short),
+        ):
+            Metrics.counter(NAMESPACE, name).inc(value)
+        log.info(
+            "mine %s: %d kept, %d rejected by the %s filter",
+            task,
+            len(result.kept),
+            len(result.rejected),
+            self.cfg.filter_rule,
+        )
+        yield task, result.kept
+        for r in result.rejected:
+            yield beam.pvalue.TaggedOutput(REJECTED, r)
+
+
+class MineTasks(beam.PTransform):
+    """Examples + (key, vector) + corpus [(key, text, vector)] -> (task, rows) and rejections."""
+
+    def __init__(self, cfg: CurateConfig, teacher: str):
+        super().__init__()
+        self.fn = MineTaskFn(cfg.model_dump_json(), teacher)
+
+    def expand(self, inputs):
+        examples, vectors, corpus = inputs
+        text_tasks = examples | "TextTasks" >> beam.FlatMap(
+            lambda e: ((k, e.task) for k, _ in example_texts(e))
+        )
+        task_vectors = (
+            {"vector": vectors, "task": text_tasks}
+            | "JoinVectors" >> beam.CoGroupByKey()
+            | "ByTask" >> beam.FlatMap(_fan_out)
+        )
+        by_task = {
+            "examples": examples | "KeyByTask" >> beam.Map(lambda e: (e.task, e)),
+            "vectors": task_vectors,
+        } | "GroupTask" >> beam.CoGroupByKey()
+        return by_task | "Mine" >> beam.ParDo(
+            self.fn, corpus=beam.pvalue.AsList(corpus)
+        ).with_outputs(REJECTED, main="kept")

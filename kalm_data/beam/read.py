@@ -1,0 +1,29 @@
+"""Reading inputs into ``RawRow``s, one file per element, then spread across workers."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from kalm_data.config import InputSpec
+
+
+def _read(spec_json: str):
+    from kalm_data.readers import read_rows
+
+    yield from read_rows(InputSpec.model_validate_json(spec_json))
+
+
+class ReadInputs(beam.PTransform):
+    """``InputSpec``s -> every row of every input as a ``RawRow`` (unparseable ones included)."""
+
+    def __init__(self, specs: list[InputSpec]):
+        super().__init__()
+        self.specs = [s.model_dump_json() for s in specs]
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Specs" >> beam.Create(self.specs)
+            | "ReadRows" >> beam.FlatMap(_read)
+            | "Spread" >> beam.Reshuffle()
+        )

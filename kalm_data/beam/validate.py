@@ -1,0 +1,43 @@
+"""Validation stage: ``RawRow`` -> ``InputPair``, or a ``RejectedRecord`` on the tagged output."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from kalm_data.beam import NAMESPACE, REJECTED
+from kalm_data.records import RejectedRecord
+from kalm_data.validate import validate_row
+
+
+class ValidateRowsFn(beam.DoFn):
+    """Validates rows; with ``overlong="reject"`` loads the teacher's tokenizer in ``setup()``."""
+
+    def __init__(
+        self,
+        columns_by_file: dict[str, dict[str, str]],
+        max_chars: int,
+        overlong: str,
+        teacher: str,
+    ):
+        self.columns_by_file = columns_by_file
+        self.max_chars = max_chars
+        self.overlong = overlong
+        self.teacher = teacher
+        self._too_long = None
+
+    def setup(self):
+        if self.overlong == "reject":
+            from kalm_data.embed.teacher import Teacher
+
+            self._too_long = Teacher(self.teacher).too_long
+
+    def process(self, row):
+        columns = self.columns_by_file.get(row.source_file, {})
+        result = validate_row(row, columns, self.max_chars, self._too_long)
+        if isinstance(result, RejectedRecord):
+            Metrics.counter(NAMESPACE, f"rejected_{result.stage}_{result.reason}").inc()
+            yield beam.pvalue.TaggedOutput(REJECTED, result)
+        else:
+            Metrics.counter(NAMESPACE, "rows_valid").inc()
+            yield result

@@ -1,0 +1,53 @@
+"""Writing stage: task shards and the rejected output, as explicit-schema Parquet in staging."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from kalm_data.records import RejectedRecord, TrainingExample
+from kalm_data.writers.parquet import safe_name, write_parts
+
+
+class WriteTaskShardsFn(beam.DoFn):
+    """(task, rows) -> ``<root>/data/<task>/part-*.parquet``, rows sorted by id."""
+
+    def __init__(self, root: str, rows_per_part: int):
+        self.root = root
+        self.rows_per_part = rows_per_part
+
+    def process(self, item):
+        task, rows = item
+        if not rows:
+            return
+        rows = sorted(rows, key=lambda r: r["id"])
+        yield from write_parts(
+            TrainingExample, rows, f"{self.root}/data/{safe_name(task)}", self.rows_per_part
+        )
+
+
+def _write_rejected(item, root: str, rows_per_part: int):
+    stage, records = item
+    rows = sorted(
+        (r.model_dump() for r in records),
+        key=lambda r: (r["task"], r["source_file"], r["source_row"], r["id"] or ""),
+    )
+    yield from write_parts(
+        RejectedRecord, rows, f"{root}/rejected/{safe_name(stage)}", rows_per_part
+    )
+
+
+class WriteRejected(beam.PTransform):
+    """``RejectedRecord``s -> ``<root>/rejected/<stage>/part-*.parquet``."""
+
+    def __init__(self, root: str, rows_per_part: int):
+        super().__init__()
+        self.root = root
+        self.rows_per_part = rows_per_part
+
+    def expand(self, rejected):
+        return (
+            rejected
+            | "KeyByStage" >> beam.Map(lambda r: (r.stage, r))
+            | "GroupByStage" >> beam.GroupByKey()
+            | "WriteStage" >> beam.FlatMap(_write_rejected, self.root, self.rows_per_part)
+        )

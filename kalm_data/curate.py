@@ -1,0 +1,177 @@
+"""The ``curate`` pipeline: input pairs -> mined, filtered, task-sharded Parquet.
+
+    read -> validate -> dedup & merge by query -> embed unique texts (cached)
+         -> per task: FAISS search, ranking-consistency filter, negatives -> write
+
+``build`` only wires transforms; ``run`` stages the outputs, runs the pipeline on any Beam runner,
+commits the outputs and writes the manifest. Both are used by ``kalm-data curate`` and by
+``pipelines/curate.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import apache_beam as beam
+
+from kalm_data import reasons
+from kalm_data.beam import REJECTED
+from kalm_data.beam.dedup import DedupAndMerge
+from kalm_data.beam.embed import EmbedTexts
+from kalm_data.beam.mine import MineTasks, example_texts
+from kalm_data.beam.read import ReadInputs
+from kalm_data.beam.validate import ValidateRowsFn
+from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
+from kalm_data.config import CurateConfig
+from kalm_data.text import normalize, text_key
+from kalm_data.validate import rejection
+
+log = logging.getLogger(__name__)
+
+
+def _corpus_text(row, column: str):
+    """A corpus row -> (key, text), or a rejection on the tagged output."""
+    payload = row.payload
+    if payload is None:
+        reason, _, detail = (row.error or "unreadable:").partition(":")
+        yield beam.pvalue.TaggedOutput(REJECTED, rejection(row, reasons.CORPUS, reason, detail))
+        return
+    value = payload.get(column)
+    text = normalize(value) if isinstance(value, str) else ""
+    if not text:
+        yield beam.pvalue.TaggedOutput(
+            REJECTED,
+            rejection(
+                row,
+                reasons.CORPUS,
+                reasons.BLANK_FIELD,
+                f"field '{column}' is missing, not a string, or blank",
+            ),
+        )
+        return
+    yield text_key(text), text
+
+
+def _with_vector(item):
+    key, grouped = item
+    texts, vectors = list(grouped["text"]), list(grouped["vector"])
+    if texts and vectors:
+        yield key, texts[0], vectors[0]
+
+
+def _write_count(count: int, path: str) -> str:
+    from kalm_data.writers.manifest import write_json
+
+    write_json({"rows_read": count}, path)
+    return path
+
+
+def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, staging: str):
+    """Wire the curate pipeline into ``p``; outputs go under ``staging``."""
+    columns = {s.path: s.columns for s in cfg.inputs}
+    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs)
+    _ = (
+        rows
+        | "CountRows" >> beam.combiners.Count.Globally()
+        | "WriteCount" >> beam.Map(_write_count, f"{staging}/_counts/read.json")
+    )
+    valid = rows | "Validate" >> beam.ParDo(
+        ValidateRowsFn(columns, cfg.max_chars, cfg.overlong, teacher)
+    ).with_outputs(REJECTED, main="pairs")
+    examples, duplicates = valid.pairs | "Dedup" >> DedupAndMerge()
+
+    corpus = (p | "ReadCorpus" >> ReadInputs(cfg.corpus)) | "CorpusTexts" >> beam.FlatMap(
+        lambda r: _corpus_text(
+            r,
+            next(
+                (s.columns.get("text", "text") for s in cfg.corpus if s.path == r.source_file),
+                "text",
+            ),
+        )
+    ).with_outputs(REJECTED, main="texts")
+    keyed_texts = (
+        examples | "ExampleTexts" >> beam.FlatMap(example_texts),
+        corpus.texts,
+    ) | "AllTexts" >> beam.Flatten()
+    vectors = keyed_texts | "Embed" >> EmbedTexts(
+        teacher, fingerprint, cfg.cache_dir, cfg.batch_size, cfg.torch_threads, cfg.embed_shards
+    )
+    corpus_vectors = (
+        {"text": corpus.texts, "vector": vectors}
+        | "JoinCorpus" >> beam.CoGroupByKey()
+        | "CorpusVectors" >> beam.FlatMap(_with_vector)
+    )
+    mined = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(cfg, teacher)
+    _ = mined.kept | "WriteShards" >> beam.ParDo(WriteTaskShardsFn(staging, cfg.rows_per_shard))
+    rejected = (
+        valid[REJECTED],
+        duplicates,
+        mined[REJECTED],
+        corpus[REJECTED],
+    ) | "AllRejected" >> beam.Flatten()
+    _ = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
+
+
+def _metrics(result) -> dict:
+    """Counter values of namespace kalm_data, where the runner reports them."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace("kalm_data"))["counters"]
+    except (AttributeError, NotImplementedError, KeyError):
+        return {}
+    out: dict[str, int] = {}
+    for c in counters:
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(
+            c.committed or c.attempted or 0
+        )
+    return dict(sorted(out.items()))
+
+
+def run(cfg: CurateConfig, beam_args: list[str] | None = None, test_pipeline=None) -> dict:
+    """Run ``curate`` end to end and return the manifest (also written to OUTPUT/manifest.json)."""
+    import fsspec
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from kalm_data.embed.cache import default_cache_dir
+    from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
+    from kalm_data.readers import fingerprint as input_fingerprint
+    from kalm_data.readers import task_name
+    from kalm_data.writers.commit import clear_staging, commit, staging_dir
+    from kalm_data.writers.manifest import build_manifest, write_json
+
+    if not cfg.inputs:
+        raise ValueError("curate needs at least one input (--input PATH)")
+    if not cfg.output:
+        raise ValueError("curate needs an output folder (--output DIR)")
+    teacher = cfg.teacher or default_teacher()
+    cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
+    fingerprint = teacher_fingerprint(teacher)
+    staging = staging_dir(cfg.output)
+    clear_staging(cfg.output)
+
+    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args or []))
+    build(pipeline, cfg, teacher, fingerprint, staging)
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    fs, _ = fsspec.core.url_to_fs(staging)
+    with fs.open(f"{fs._strip_protocol(staging)}/_counts/read.json") as f:
+        rows_read = json.load(f)["rows_read"]
+    commit(cfg.output)
+    inputs = [
+        {"path": s.path, "task": task_name(s), "fingerprint": input_fingerprint(s)}
+        for s in (*cfg.inputs, *cfg.corpus)
+    ]
+    manifest = build_manifest(
+        cfg.output,
+        rows_read,
+        cfg.model_dump(),
+        inputs,
+        {"teacher": teacher, "fingerprint": fingerprint},
+        _metrics(result),
+    )
+    write_json(manifest, f"{cfg.output.rstrip('/')}/manifest.json")
+    clear_staging(cfg.output)
+    return manifest

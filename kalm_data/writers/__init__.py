@@ -1,0 +1,1 @@
+"""Writers: atomic Parquet shards, the rejected output, the manifest and the final commit."""

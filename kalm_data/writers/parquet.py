@@ -1,0 +1,49 @@
+"""Atomic Parquet writes with an explicit schema, on any fsspec filesystem.
+
+Contract: ``write_table`` writes to a hidden temporary name beside the target and renames it,
+so a reader (or a rerun after a kill) sees a whole file or none. ``write_parts`` splits rows into
+``part-00000-of-00003.parquet`` files whose names depend only on the row count, so a rerun
+replaces exactly the files it wrote before.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from kalm_data.arrow_schema import to_table
+
+
+def safe_name(name: str) -> str:
+    """A folder name for a task or stage: unsafe characters become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("._") or "_"
+
+
+def write_table(table: pa.Table, path: str) -> None:
+    """Write ``table`` to ``path`` atomically (temporary file, then rename)."""
+    import fsspec
+
+    fs, target = fsspec.core.url_to_fs(path)
+    folder = target.rsplit("/", 1)[0]
+    fs.makedirs(folder, exist_ok=True)
+    tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
+    with fs.open(tmp, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+    fs.mv(tmp, target)
+
+
+def write_parts(
+    model: type[BaseModel], rows: list[dict], folder: str, rows_per_part: int
+) -> list[str]:
+    """Write ``rows`` as ``model``-typed parts under ``folder``; returns the paths written."""
+    n_parts = max(1, -(-len(rows) // rows_per_part))
+    paths = []
+    for i in range(n_parts):
+        path = f"{folder.rstrip('/')}/part-{i:05d}-of-{n_parts:05d}.parquet"
+        write_table(to_table(model, rows[i * rows_per_part : (i + 1) * rows_per_part]), path)
+        paths.append(path)
+    return paths
