@@ -59,7 +59,9 @@ class EmbedGroupFn(beam.DoFn):
             vectors = self.teacher.encode(texts)
             self.cache.put(bucket, keys, vectors)
             self.encoded.inc(len(keys))
-            over = sum(n > self.teacher.max_tokens for n in self.teacher.count_tokens(texts))
+            # A text of fewer characters than the limit cannot have more tokens than it.
+            long = [t for t in texts if len(t) > self.teacher.max_tokens - 2]
+            over = sum(n > self.teacher.max_tokens for n in self.teacher.count_tokens(long))
             self.truncated.inc(over)
             done = i + len(chunk)
             log.info(

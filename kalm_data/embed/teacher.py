@@ -79,6 +79,8 @@ class Teacher:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts (special tokens included) before truncation."""
+        if not texts:
+            return []
         enc = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 

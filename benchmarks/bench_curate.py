@@ -1,0 +1,167 @@
+"""curate vs sentence-transformers' mine_hard_negatives, and the encoding floor, in one run.
+
+    python benchmarks/bench_curate.py                       # ../shared/data/qa_pairs_en, 23k pairs
+    python benchmarks/bench_curate.py --limit 2000          # a quick look
+
+Same teacher (the offline MiniLM), same pool (the positives), same rank window (50-99), same
+number of negatives (7), FAISS on both sides. Each contender runs in its own process, so its
+peak memory (max RSS) is its own. Prints wall times, peak memory and the ratios:
+``st / curate`` (> 1: curate is faster) and ``curate / floor`` (the floor is encoding every
+unique text once with SentenceTransformer.encode and nothing else).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "qa_pairs_en" / "pairs.jsonl.gz"
+
+
+def load(path: str, limit: int | None) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return rows[:limit] if limit else rows
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def floor(rows: list[dict]) -> dict:
+    """Encode every unique text once: the least any miner with this teacher must do."""
+    from sentence_transformers import SentenceTransformer
+
+    from kalm_data.embed.teacher import default_teacher
+    from kalm_data.text import normalize
+
+    texts = sorted({normalize(t) for r in rows for t in (r["query"], r["positive"])})
+    start = time.perf_counter()
+    model = SentenceTransformer(default_teacher(), device="cpu")
+    model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    return {"seconds": time.perf_counter() - start, "texts": len(texts), "peak_mb": peak_mb()}
+
+
+def st(rows: list[dict]) -> dict:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import mine_hard_negatives
+
+    from kalm_data.embed.teacher import default_teacher
+
+    start = time.perf_counter()
+    model = SentenceTransformer(default_teacher(), device="cpu")
+    ds = Dataset.from_dict(
+        {"query": [r["query"] for r in rows], "positive": [r["positive"] for r in rows]}
+    )
+    out = mine_hard_negatives(
+        ds,
+        model,
+        range_min=50,
+        range_max=100,
+        num_negatives=7,
+        sampling_strategy="random",
+        relative_margin=0.05,
+        use_faiss=True,
+        output_format="n-tuple",
+        batch_size=32,
+        verbose=False,
+    )
+    return {"seconds": time.perf_counter() - start, "rows_out": len(out), "peak_mb": peak_mb()}
+
+
+def curate(path: str, limit: int | None, extra: list[str]) -> dict:
+    from kalm_data.config import CurateConfig, InputSpec
+    from kalm_data.curate import run
+
+    work = Path(tempfile.mkdtemp(prefix="kalm-bench-"))
+    src = path
+    if limit:
+        src = str(work / "pairs.jsonl")
+        with open(src, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in load(path, limit))
+    cfg = CurateConfig(
+        inputs=[InputSpec(path=src, task="pairs")],
+        output=str(work / "out"),
+        cache_dir=str(work / "cache"),
+    )
+    start = time.perf_counter()
+    manifest = run(cfg, extra)
+    cold = time.perf_counter() - start
+    # A re-run with other mining settings: every embedding comes from the cache.
+    start = time.perf_counter()
+    run(cfg.model_copy(update={"window_start": 30, "window_end": 60}), extra)
+    warm = time.perf_counter() - start
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "seconds": cold,
+        "rerun_seconds": warm,
+        "rows_kept": manifest["counts"]["rows_kept"],
+        "texts_encoded": manifest["mining"].get("texts_encoded"),
+        "peak_mb": peak_mb(),
+    }
+
+
+def child(which: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--data", args.data, "--child", which]
+    if args.limit:
+        cmd += ["--limit", str(args.limit)]
+    cmd += ["--", *args.beam]
+    out = subprocess.run(
+        cmd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT))
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--child", choices=("floor", "st", "curate"))
+    p.add_argument("beam", nargs="*", help="Beam options for curate, after --")
+    args = p.parse_args()
+    if args.child:
+        rows = load(args.data, args.limit)
+        fn = {
+            "floor": lambda: floor(rows),
+            "st": lambda: st(rows),
+            "curate": lambda: curate(args.data, args.limit, args.beam),
+        }[args.child]
+        print(json.dumps(fn()))
+        return
+    results = {}
+    for which in ("floor", "st", "curate"):
+        results[which] = child(which, args)
+        print(f"{which:>7}: {json.dumps(results[which])}", flush=True)
+    f, s, c = (results[k]["seconds"] for k in ("floor", "st", "curate"))
+    print(f"\npairs: {args.limit or 'all'} from {args.data}")
+    print(f"{'':<28}{'seconds':>10}{'peak MB':>10}")
+    for name, key in (
+        ("encode floor", "floor"),
+        ("st mine_hard_negatives", "st"),
+        ("kalm-data curate (cold)", "curate"),
+    ):
+        print(f"{name:<28}{results[key]['seconds']:>10.1f}{results[key]['peak_mb']:>10.0f}")
+    print(f"{'kalm-data curate (re-run)':<28}{results['curate']['rerun_seconds']:>10.1f}")
+    print(f"\nst / curate   = {s / c:.2f}x  (> 1: curate faster)")
+    print(f"curate / floor = {c / f:.2f}x  (goal <= 1.15)")
+    print(
+        f"peak memory curate / st = {results['curate']['peak_mb'] / results['st']['peak_mb']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

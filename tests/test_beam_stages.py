@@ -1,0 +1,162 @@
+"""Each Beam stage on a real TestPipeline (DirectRunner), with the real teacher where needed."""
+
+import numpy as np
+import pyarrow.parquet as pq
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+import apache_beam as beam
+from kalm_data import reasons
+from kalm_data.beam import REJECTED
+from kalm_data.beam.dedup import DedupAndMerge
+from kalm_data.beam.embed import EmbedTexts
+from kalm_data.beam.mine import MineTasks, example_texts
+from kalm_data.beam.validate import ValidateRowsFn
+from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
+from kalm_data.config import CurateConfig
+from kalm_data.embed.cache import EmbeddingCache
+from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
+from kalm_data.records import InputPair, RawRow, RejectedRecord
+from kalm_data.text import text_key
+
+
+def raw(n, payload=None, error=None):
+    return RawRow(
+        source_file="f.jsonl",
+        source_row=n,
+        task="t",
+        payload=payload,
+        error=error,
+        raw="x" if payload is None else None,
+    )
+
+
+def pair(id, q, p, n):
+    return InputPair(id=id, task="t", query=q, positives=[p], source_file="f", source_row=n)
+
+
+def reason_of(r):
+    return (r.source_row, r.reason)
+
+
+def test_validate_stage_splits_rows():
+    rows = [
+        raw(1, {"query": "a", "positive": "b"}),
+        raw(2, {"query": ""}),
+        raw(3, error="malformed_json: bad"),
+    ]
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create(rows)
+            | beam.ParDo(ValidateRowsFn({}, 1000, "truncate", "unused")).with_outputs(
+                REJECTED, main="pairs"
+            )
+        )
+        assert_that(out.pairs | beam.Map(lambda x: x.query), equal_to(["a"]), label="pairs")
+        assert_that(
+            out[REJECTED] | beam.Map(reason_of),
+            equal_to([(2, reasons.MISSING_FIELD), (3, "malformed_json")]),
+            label="rej",
+        )
+
+
+def test_dedup_stage_merges_and_rejects():
+    pairs = [
+        pair("a", "q", "x", 1),
+        pair("b", "q", "y", 2),
+        pair("a", "q", "x", 3),
+        pair("c", "q", "x", 4),
+        pair("d", "r", "z", 5),
+    ]
+    with TestPipeline() as p:
+        examples, rejected = p | beam.Create(pairs) | DedupAndMerge()
+        assert_that(
+            examples | beam.Map(lambda e: (e.query, tuple(e.positives))),
+            equal_to([("q", ("x", "y")), ("r", ("z",))]),
+            label="examples",
+        )
+        assert_that(
+            rejected | beam.Map(reason_of),
+            equal_to([(3, reasons.DUPLICATE), (4, reasons.DUPLICATE)]),
+            label="rej",
+        )
+
+
+def _close(expected):
+    def check(actual):
+        got = dict(actual)
+        assert set(got) == set(expected)
+        for k, v in expected.items():
+            np.testing.assert_allclose(got[k], v, atol=1e-5)
+
+    return check
+
+
+def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_path):
+    texts = ["a short one", "another text here", "a short one", "x " * 300]
+    expected = {text_key(t): v for t, v in zip(texts, teacher.encode(texts), strict=True)}
+    teacher_name = default_teacher()
+    fp = teacher_fingerprint(teacher_name)
+    with TestPipeline() as p:
+        out = (
+            p
+            | beam.Create([(text_key(t), t) for t in texts])
+            | EmbedTexts(teacher_name, fp, str(tmp_path), 32, 0, 2)
+        )
+        assert_that(out, _close(expected))
+    cache = EmbeddingCache(str(tmp_path), fp)
+    from kalm_data.embed.buckets import length_bucket
+
+    found = {}
+    for t in set(texts):
+        found.update(cache.get(length_bucket(t), [text_key(t)]))
+    assert set(found) == set(expected)
+
+
+def test_mine_stage_and_writers(teacher, tmp_path):
+    from realdata import load_pairs
+
+    from kalm_data.dedup import merge_by_query
+
+    rows = load_pairs(120, source="disfl")
+    examples = [
+        merge_by_query([pair(r["id"], r["query"], r["positive"], i)])[0] for i, r in enumerate(rows)
+    ]
+    texts = sorted({t for e in examples for _, t in example_texts(e)})
+    vectors = list(zip(map(text_key, texts), teacher.encode(texts), strict=True))
+    cfg = CurateConfig(window_start=5, window_end=20, num_negatives=3, filter_k=10)
+    with TestPipeline() as p:
+        mined = (
+            p | "E" >> beam.Create(examples),
+            p | "V" >> beam.Create(vectors),
+            p | "C" >> beam.Create([]),
+        ) | MineTasks(cfg, "minilm")
+        _ = mined.kept | beam.ParDo(WriteTaskShardsFn(str(tmp_path), 50))
+        _ = mined[REJECTED] | WriteRejected(str(tmp_path), 50)
+    table = pq.read_table(tmp_path / "data" / "t")
+    rejected = (
+        pq.read_table(tmp_path / "rejected" / "filter").num_rows
+        if (tmp_path / "rejected").exists()
+        else 0
+    )
+    assert table.num_rows + rejected == len(examples)
+    assert table.num_rows >= 100
+    assert len(list((tmp_path / "data" / "t").glob("part-*.parquet"))) == -(-table.num_rows // 50)
+    assert table.column("id").to_pylist() == sorted(table.column("id").to_pylist())
+    assert all(len(n) == 3 for n in table.column("negatives").to_pylist())
+
+
+def test_rejected_writer_schema(tmp_path):
+    recs = [
+        RejectedRecord(
+            task="t", stage=s, reason="r", detail="d", source_file="f", source_row=i, record="{}"
+        )
+        for i, s in enumerate(["read", "dedup"])
+    ]
+    with TestPipeline() as p:
+        _ = p | beam.Create(recs) | WriteRejected(str(tmp_path), 10)
+    for stage in ("read", "dedup"):
+        t = pq.read_table(tmp_path / "rejected" / stage)
+        assert t.column("stage").to_pylist() == [stage]
+        assert t.schema.field("source_row").type == "int64"

@@ -1,0 +1,191 @@
+"""``kalm-data curate`` end to end on real data, real Beam runners and the real teacher."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from kalm_data import reasons
+from kalm_data.cli import main
+
+
+def read_data(out) -> list[dict]:
+    rows = []
+    for part in sorted((out / "data").glob("*/part-*.parquet")):
+        rows.extend(pq.read_table(part).to_pylist())
+    return rows
+
+
+def manifest(out) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_help_is_instant_and_import_light():
+    code = (
+        "import sys; from kalm_data.cli import _build_parser; _build_parser(); "
+        "heavy = {'torch', 'apache_beam', 'faiss', 'transformers', 'sentence_transformers'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert (
+        "curate"
+        in subprocess.run(
+            [sys.executable, "-m", "kalm_data.cli", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The README's first command: curate the shipped sample, twice (the second from cache)."""
+    base = tmp_path_factory.mktemp("sample")
+    out, cache = base / "out", base / "cache"
+    assert main(["curate", "--output", str(out), "--cache-dir", str(cache)]) == 0
+    first = (manifest(out), read_data(out))
+    assert main(["curate", "--output", str(out), "--cache-dir", str(cache)]) == 0
+    return out, first, (manifest(out), read_data(out))
+
+
+def test_sample_run_accounts_for_every_row(sample_run):
+    out, (m, rows), _ = sample_run
+    c = m["counts"]
+    assert c["rows_read"] == 1000 and c["balanced"]
+    assert c["rows_kept"] + c["rows_rejected"] == 1000
+    assert set(m["tasks"]) == {"disflqa", "medquad"}
+    assert c["rows_kept"] > 950
+    assert len(rows) == c["examples_kept"]
+    assert m["mining"]["texts_encoded"] > 1900 and m["mining"]["texts_truncated_for_teacher"] > 0
+    assert {i["task"] for i in m["inputs"]} == {"disflqa", "medquad"}
+    assert all(len(r["negatives"]) <= 7 for r in rows)
+    assert sum(len(r["negatives"]) == 7 for r in rows) > 0.95 * len(rows)
+    assert not list(out.glob("_staging"))
+
+
+def test_rerun_encodes_nothing_and_gives_the_same_rows(sample_run):
+    _, (m1, rows1), (m2, rows2) = sample_run
+    assert m2["mining"].get("texts_encoded", 0) == 0
+    assert m2["mining"]["texts_from_cache"] == m1["mining"]["texts_encoded"]
+    assert rows1 == rows2
+
+
+def test_shards_load_with_datasets(sample_run):
+    from datasets import load_dataset
+
+    out = sample_run[0]
+    ds = load_dataset(
+        "parquet", data_files=str(out / "data" / "*" / "part-*.parquet"), split="train"
+    )
+    assert ds.num_rows == sample_run[1][0]["counts"]["examples_kept"]
+    assert ds.features["negative_scores"].feature.dtype == "float32"
+
+
+BAD_LINES = [
+    b'{"query": "what is a ctenophore", "positive": "a comb jelly"}',
+    b'{"query": "broken json", "positive": ',
+    b'{"query": "bad \xff\xfe utf8", "positive": "x"}',
+    b'["a", "list"]',
+    b'"a bare string"',
+    b"null",
+    b'{"positive": "no query"}',
+    b'{"query": null, "positive": "null query"}',
+    b'{"query": "   ", "positive": "blank query"}',
+    b'{"query": "empty list", "positive": []}',
+    b'{"query": 42, "positive": "number"}',
+    b'{"query": "huge", "positive": "' + b"word " * 30_000 + b'"}',
+    b'{"id": "dup", "query": "first use of id", "positive": "p1"}',
+    b'{"id": "dup", "query": "second use of id", "positive": "p2"}',
+    b'{"query": "what is a ctenophore", "positive": "a comb jelly"}',
+    b'{"query": "same", "positive": "same"}',
+    b"",
+    b'{"query": "how do bees fly", "positive": "by flapping their wings fast"}',
+]
+
+
+def test_malformed_rows_are_all_accounted_for(tmp_path):
+    path = tmp_path / "messy.jsonl.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"\n".join(BAD_LINES) + b"\n")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "curate",
+            "--input",
+            str(path),
+            "--output",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--max-chars",
+            "100000",
+            "--filter-rule",
+            "none",
+        ]
+    )
+    assert code == 0
+    m = manifest(out)
+    assert m["counts"]["rows_read"] == len([b for b in BAD_LINES if b.strip()])
+    assert m["counts"]["balanced"]
+    rejected = []
+    for part in (out / "rejected").glob("*/part-*.parquet"):
+        rejected.extend(pq.read_table(part).to_pylist())
+    by_line = {r["source_row"]: r for r in rejected}
+    expected = {
+        2: reasons.MALFORMED_JSON,
+        3: reasons.INVALID_UTF8,
+        4: reasons.NOT_AN_OBJECT,
+        5: reasons.NOT_AN_OBJECT,
+        6: reasons.NOT_AN_OBJECT,
+        7: reasons.MISSING_FIELD,
+        8: reasons.NULL_FIELD,
+        9: reasons.BLANK_FIELD,
+        10: reasons.BLANK_FIELD,
+        11: reasons.WRONG_TYPE,
+        12: reasons.TEXT_TOO_LONG,
+        14: reasons.DUPLICATE_ID,
+        15: reasons.DUPLICATE,
+        16: reasons.QUERY_IS_POSITIVE,
+    }
+    assert {n: by_line[n]["reason"] for n in expected} == expected
+    for r in rejected:
+        assert r["source_file"] == str(path)
+        assert r["detail"].startswith(f"{path}:{r['source_row']}:")
+        assert r["record"]
+    kept = read_data(out)
+    assert sorted(r["query"] for r in kept) == [
+        "first use of id",
+        "how do bees fly",
+        "what is a ctenophore",
+    ]
+
+
+@pytest.mark.slow
+def test_same_rows_with_one_and_two_worker_processes(tmp_path):
+    """DirectRunner in process vs two worker processes: identical rows, each from a cold cache."""
+    args = ["curate", "--output"]
+    assert main([*args, str(tmp_path / "one"), "--cache-dir", str(tmp_path / "c1")]) == 0
+    assert (
+        main(
+            [
+                *args,
+                str(tmp_path / "two"),
+                "--cache-dir",
+                str(tmp_path / "c2"),
+                "--direct_num_workers",
+                "2",
+                "--direct_running_mode",
+                "multi_processing",
+            ]
+        )
+        == 0
+    )
+    assert read_data(tmp_path / "one") == read_data(tmp_path / "two")
+    assert manifest(tmp_path / "two")["counts"]["balanced"]
