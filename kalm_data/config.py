@@ -100,7 +100,10 @@ class CurateConfig(BaseModel):
     seed: int = 0
     rows_per_shard: int = Field(default=100_000, gt=0)
     torch_threads: int = Field(
-        default=0, ge=0, description="threads per teacher; 0 = torch's default (set per worker)"
+        default=1,
+        ge=0,
+        description="threads per teacher process; 1 gives the same bits on every runner and "
+        "worker layout (parallelism comes from workers); 0 = torch's default",
     )
     embed_shards: int = Field(
         default=4, gt=0, description="parallel groups per length bucket in the embedding stage"

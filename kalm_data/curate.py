@@ -16,7 +16,7 @@ import logging
 import apache_beam as beam
 
 from kalm_data import reasons
-from kalm_data.beam import REJECTED
+from kalm_data.beam import SplitRejected
 from kalm_data.beam.dedup import DedupAndMerge
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
@@ -35,13 +35,12 @@ def _corpus_text(row, column: str):
     payload = row.payload
     if payload is None:
         reason, _, detail = (row.error or "unreadable:").partition(":")
-        yield beam.pvalue.TaggedOutput(REJECTED, rejection(row, reasons.CORPUS, reason, detail))
+        yield rejection(row, reasons.CORPUS, reason, detail)
         return
     value = payload.get(column)
     text = normalize(value) if isinstance(value, str) else ""
     if not text:
-        yield beam.pvalue.TaggedOutput(
-            REJECTED,
+        yield (
             rejection(
                 row,
                 reasons.CORPUS,
@@ -71,46 +70,48 @@ def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, s
     """Wire the curate pipeline into ``p``; outputs go under ``staging``."""
     columns = {s.path: s.columns for s in cfg.inputs}
     rows = p | "ReadInputs" >> ReadInputs(cfg.inputs)
-    _ = (
+    count_file = (
         rows
         | "CountRows" >> beam.combiners.Count.Globally()
         | "WriteCount" >> beam.Map(_write_count, f"{staging}/_counts/read.json")
     )
-    valid = rows | "Validate" >> beam.ParDo(
-        ValidateRowsFn(columns, cfg.max_chars, cfg.overlong, teacher)
-    ).with_outputs(REJECTED, main="pairs")
-    examples, duplicates = valid.pairs | "Dedup" >> DedupAndMerge()
+    pairs, invalid = (
+        rows
+        | "Validate" >> beam.ParDo(ValidateRowsFn(columns, cfg.max_chars, cfg.overlong, teacher))
+        | "SplitValid" >> SplitRejected()
+    )
+    examples, duplicates = pairs | "Dedup" >> DedupAndMerge()
 
-    corpus = (p | "ReadCorpus" >> ReadInputs(cfg.corpus)) | "CorpusTexts" >> beam.FlatMap(
-        lambda r: _corpus_text(
-            r,
-            next(
-                (s.columns.get("text", "text") for s in cfg.corpus if s.path == r.source_file),
-                "text",
-            ),
-        )
-    ).with_outputs(REJECTED, main="texts")
+    corpus_columns = {s.path: s.columns.get("text", "text") for s in cfg.corpus}
+    corpus_texts, corpus_rejected = (
+        p
+        | "ReadCorpus" >> ReadInputs(cfg.corpus)
+        | "CorpusTexts" >> beam.FlatMap(lambda r: _corpus_text(r, corpus_columns[r.source_file]))
+        | "SplitCorpus" >> SplitRejected()
+    )
     keyed_texts = (
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
-        corpus.texts,
+        corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
     vectors = keyed_texts | "Embed" >> EmbedTexts(
         teacher, fingerprint, cfg.cache_dir, cfg.batch_size, cfg.torch_threads, cfg.embed_shards
     )
     corpus_vectors = (
-        {"text": corpus.texts, "vector": vectors}
+        {"text": corpus_texts, "vector": vectors}
         | "JoinCorpus" >> beam.CoGroupByKey()
         | "CorpusVectors" >> beam.FlatMap(_with_vector)
     )
-    mined = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(cfg, teacher)
-    _ = mined.kept | "WriteShards" >> beam.ParDo(WriteTaskShardsFn(staging, cfg.rows_per_shard))
-    rejected = (
-        valid[REJECTED],
-        duplicates,
-        mined[REJECTED],
-        corpus[REJECTED],
-    ) | "AllRejected" >> beam.Flatten()
-    _ = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
+    kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(cfg, teacher)
+    shard_files = kept | "WriteShards" >> beam.ParDo(WriteTaskShardsFn(staging, cfg.rows_per_shard))
+    rejected = (invalid, duplicates, filtered, corpus_rejected) | "AllRejected" >> beam.Flatten()
+    rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
+    # One sink that depends on every output, applied last: Beam's Dask runner computes only the
+    # graph of the last transform of the pipeline.
+    _ = (
+        (count_file, shard_files, rejected_files)
+        | "AllFiles" >> beam.Flatten()
+        | "Done" >> beam.combiners.Count.Globally()
+    )
 
 
 def _metrics(result) -> dict:

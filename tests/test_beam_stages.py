@@ -7,7 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 import apache_beam as beam
 from kalm_data import reasons
-from kalm_data.beam import REJECTED
+from kalm_data.beam import SplitRejected
 from kalm_data.beam.dedup import DedupAndMerge
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts

@@ -171,7 +171,19 @@ def test_malformed_rows_are_all_accounted_for(tmp_path):
 def test_same_rows_with_one_and_two_worker_processes(tmp_path):
     """DirectRunner in process vs two worker processes: identical rows, each from a cold cache."""
     args = ["curate", "--output"]
-    assert main([*args, str(tmp_path / "one"), "--cache-dir", str(tmp_path / "c1")]) == 0
+    assert (
+        main(
+            [
+                *args,
+                str(tmp_path / "one"),
+                "--cache-dir",
+                str(tmp_path / "c1"),
+                "--direct_num_workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert (
         main(
             [
@@ -189,3 +201,45 @@ def test_same_rows_with_one_and_two_worker_processes(tmp_path):
     )
     assert read_data(tmp_path / "one") == read_data(tmp_path / "two")
     assert manifest(tmp_path / "two")["counts"]["balanced"]
+
+
+@pytest.mark.slow
+def test_dask_runner_gives_the_same_rows_as_the_direct_runner(tmp_path):
+    """Beam's Dask runner on a real local dask.distributed cluster."""
+    from kalm_data.samples import SAMPLE_DIR
+
+    src = str(SAMPLE_DIR / "disflqa.jsonl.gz")
+    dask = "apache_beam.runners.dask.dask_runner.DaskRunner"
+    assert (
+        main(
+            [
+                "curate",
+                "--input",
+                src,
+                "--output",
+                str(tmp_path / "dask"),
+                "--cache-dir",
+                str(tmp_path / "c1"),
+                "--runner",
+                dask,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "curate",
+                "--input",
+                src,
+                "--output",
+                str(tmp_path / "direct"),
+                "--cache-dir",
+                str(tmp_path / "c2"),
+            ]
+        )
+        == 0
+    )
+    rows = read_data(tmp_path / "dask")
+    assert len(rows) > 550 and rows == read_data(tmp_path / "direct")
+    assert manifest(tmp_path / "dask")["counts"]["balanced"]

@@ -12,7 +12,7 @@ import logging
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from kalm_data.beam import NAMESPACE, REJECTED
+from kalm_data.beam import NAMESPACE, SplitRejected
 from kalm_data.config import CurateConfig
 from kalm_data.text import text_key
 
@@ -35,7 +35,7 @@ def _fan_out(item):
 
 
 class MineTaskFn(beam.DoFn):
-    """(task, {"examples", "vectors"}) -> (task, kept rows); rejections on ``rejected``."""
+    """(task, {"examples", "vectors"}) -> (task, kept rows) and the ``RejectedRecord``s."""
 
     def __init__(self, cfg_json: str, teacher: str):
         self.cfg_json = cfg_json
@@ -69,8 +69,7 @@ class MineTaskFn(beam.DoFn):
             self.cfg.filter_rule,
         )
         yield task, result.kept
-        for r in result.rejected:
-            yield beam.pvalue.TaggedOutput(REJECTED, r)
+        yield from result.rejected
 
 
 class MineTasks(beam.PTransform):
@@ -94,6 +93,8 @@ class MineTasks(beam.PTransform):
             "examples": examples | "KeyByTask" >> beam.Map(lambda e: (e.task, e)),
             "vectors": task_vectors,
         } | "GroupTask" >> beam.CoGroupByKey()
-        return by_task | "Mine" >> beam.ParDo(
-            self.fn, corpus=beam.pvalue.AsList(corpus)
-        ).with_outputs(REJECTED, main="kept")
+        return (
+            by_task
+            | "Mine" >> beam.ParDo(self.fn, corpus=beam.pvalue.AsList(corpus))
+            | "SplitMined" >> SplitRejected()
+        )

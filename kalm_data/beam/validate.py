@@ -1,11 +1,11 @@
-"""Validation stage: ``RawRow`` -> ``InputPair``, or a ``RejectedRecord`` on the tagged output."""
+"""Validation stage: ``RawRow`` -> ``InputPair`` or ``RejectedRecord`` (split by ``SplitRejected``)."""
 
 from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from kalm_data.beam import NAMESPACE, REJECTED
+from kalm_data.beam import NAMESPACE
 from kalm_data.records import RejectedRecord
 from kalm_data.validate import validate_row
 
@@ -37,7 +37,6 @@ class ValidateRowsFn(beam.DoFn):
         result = validate_row(row, columns, self.max_chars, self._too_long)
         if isinstance(result, RejectedRecord):
             Metrics.counter(NAMESPACE, f"rejected_{result.stage}_{result.reason}").inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, result)
         else:
             Metrics.counter(NAMESPACE, "rows_valid").inc()
-            yield result
+        yield result

@@ -34,10 +34,18 @@ class TaskResult:
     stats: DrawStats
 
 
-def _sorted_neighbours(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows re-sorted by (score desc, id asc): ties break the same way on every run."""
-    order = np.lexsort((ids, -scores), axis=-1)
-    return np.take_along_axis(scores, order, -1), np.take_along_axis(ids, order, -1)
+def dot(vectors: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(n, dim) x (dim,) -> (n,) without BLAS: the same bits whatever the thread count, so
+    scores, ranks and ties come out the same on every runner and worker layout."""
+    return np.einsum("nd,d->n", vectors, q)
+
+
+def _rescore(pool: np.ndarray, ids: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's candidates for one query, re-scored with ``dot`` and sorted by (score desc, id)."""
+    ids = ids[ids >= 0]
+    scores = dot(pool[ids], q)
+    order = np.lexsort((ids, -scores))
+    return scores[order], ids[order]
 
 
 def _positive_rank(
@@ -52,7 +60,7 @@ def _positive_rank(
     rank = int((cand_scores > best).sum())
     if rank < len(cand_scores) or searched_all:
         return rank
-    above = pool @ q > best  # (n_pool,)
+    above = dot(pool, q) > best  # (n_pool,)
     return int(above.sum()) - sum(1 for j in own if above[j])
 
 
@@ -61,10 +69,14 @@ def _query_ranks(queries: np.ndarray, best_pos: np.ndarray, query_k: int) -> lis
     positive; None when it is not within the first ``query_k + 1``."""
     index = build_index(queries)
     scores, ids = search(index, best_pos, query_k + 1)
-    own_scores = np.einsum("ij,ij->i", queries, best_pos)
     out: list[int | None] = []
-    for i, (row_s, row_i) in enumerate(zip(scores, ids, strict=True)):
-        out.append(int((row_s[row_i != i] > own_scores[i]).sum()) if i in row_i else None)
+    for i, row in enumerate(ids):
+        if i not in row:
+            out.append(None)
+            continue
+        others = row[(row >= 0) & (row != i)]
+        own = dot(queries[i : i + 1], best_pos[i])[0]
+        out.append(int((dot(queries[others], best_pos[i]) > own).sum()))
     return out
 
 
@@ -87,13 +99,13 @@ def mine_task(
     max_pos = max(len(e.positives) for e in examples)
     index = build_index(pool, cfg.index, cfg.ivf_nlist, cfg.ivf_nprobe)
     depth = cfg.search_depth + max_pos + 1
-    scores, ids = _sorted_neighbours(*search(index, queries, depth))
+    _, ids = search(index, queries, depth)
 
     best_pos = np.empty_like(queries)
     per_example = []
     for i, e in enumerate(examples):
         pos_ids = [where[text_key(p)] for p in e.positives]
-        pos_scores = pool[pos_ids] @ queries[i]  # (n_positives,)
+        pos_scores = dot(pool[pos_ids], queries[i])  # (n_positives,)
         best = int(np.argmax(pos_scores))
         best_pos[i] = pool[pos_ids[best]]
         own = set(pos_ids)
@@ -105,8 +117,9 @@ def mine_task(
     result = TaskResult([], [], DrawStats())
     for i, e in enumerate(examples):
         pos_ids, pos_scores, own = per_example[i]
-        mask = (ids[i] >= 0) & ~np.isin(ids[i], list(own))
-        cand_ids, cand_scores = ids[i][mask], scores[i][mask]
+        cand_scores, cand_ids = _rescore(pool, ids[i], queries[i])
+        mask = ~np.isin(cand_ids, list(own))
+        cand_ids, cand_scores = cand_ids[mask], cand_scores[mask]
         best = float(pos_scores.max())
         ranks = consistency.Ranks(
             _positive_rank(queries[i], best, cand_scores, pool, own, depth >= len(pool)),
@@ -145,7 +158,7 @@ def mine_task(
                     "negatives": [texts[keys[j]] for j in given]
                     + [texts[keys[j]] for j, _, _ in mined],
                     "positive_scores": [float(s) for s in pos_scores],
-                    "negative_scores": [float(pool[j] @ queries[i]) for j in given]
+                    "negative_scores": [float(s) for s in dot(pool[given], queries[i])]
                     + [s for _, s, _ in mined],
                     "negative_ranks": [-1] * len(given) + [r for _, _, r in mined],
                     "positive_rank": ranks.positive_rank,

@@ -59,7 +59,7 @@ def draw(
         stats.skipped_margin += int((above & ok).sum())
         ok &= ~above
     if ok.any() and positive_ids:
-        sims = pool[ids[ok]] @ pool[positive_ids].T  # (n_ok, n_positives)
+        sims = np.einsum("nd,pd->np", pool[ids[ok]], pool[positive_ids])  # (n_ok, n_positives)
         dup = np.zeros_like(ok)
         dup[np.flatnonzero(ok)] = sims.max(axis=1) >= near_duplicate
         stats.skipped_near_duplicate += int(dup.sum())

@@ -1,0 +1,113 @@
+"""Read curated task shards (``DIR/data/<task>/part-*.parquet``) into training rows.
+
+Contract: ``load_rows(paths)`` returns every usable row of every shard under each path (local or
+any fsspec URL), sorted by (task, id) so the order never depends on the file system's listing.
+A row keeps its positives and negatives with the teacher's scores aligned to them. Negatives
+equal to the query or to one of the row's positives are removed here (a false negative the
+curation missed would teach the model the opposite of the truth); a row without negatives is
+kept (KaLM's code raised KeyError on it), a row without positives is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "id",
+    "task",
+    "task_type",
+    "instruction",
+    "query",
+    "positives",
+    "negatives",
+    "positive_scores",
+    "negative_scores",
+)
+
+
+@dataclass(slots=True)
+class TrainRow:
+    """One curated example as the trainer uses it."""
+
+    id: str
+    task: str
+    task_type: str
+    instruction: str | None
+    query: str
+    positives: list[str]
+    negatives: list[str] = field(default_factory=list)
+    positive_scores: list[float] | None = None
+    negative_scores: list[float] | None = None
+
+
+def shard_files(path: str) -> list[str]:
+    """The Parquet parts under ``path``/data/*/ (URLs keep their protocol), sorted."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(path)
+    files = sorted(fs.glob(f"{root.rstrip('/')}/data/*/part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no task shards under {path}/data/<task>/part-*.parquet")
+    return [fs.unstrip_protocol(f) for f in files]
+
+
+def _aligned(scores: list[float] | None, n: int) -> list[float] | None:
+    return list(scores) if scores is not None and len(scores) == n else None
+
+
+def to_row(record: dict, task_from_path: str) -> TrainRow | None:
+    """A ``TrainRow`` from one Parquet record, or None when it has no usable positive."""
+    query = record.get("query") or ""
+    all_positives = record.get("positives") or []
+    pos_keep = [i for i, t in enumerate(all_positives) if t]
+    positives = [all_positives[i] for i in pos_keep]
+    if not query or not positives:
+        return None
+    pos_scores = _aligned(record.get("positive_scores"), len(all_positives))
+    own = set(positives) | {query}
+    negs = record.get("negatives") or []
+    neg_scores = _aligned(record.get("negative_scores"), len(negs))
+    keep = [i for i, t in enumerate(negs) if t and t not in own and t not in negs[:i]]
+    return TrainRow(
+        id=str(record.get("id") or ""),
+        task=record.get("task") or task_from_path,
+        task_type=record.get("task_type") or "retrieval",
+        instruction=record.get("instruction"),
+        query=query,
+        positives=positives,
+        negatives=[negs[i] for i in keep],
+        positive_scores=[pos_scores[i] for i in pos_keep] if pos_scores is not None else None,
+        negative_scores=[neg_scores[i] for i in keep] if neg_scores is not None else None,
+    )
+
+
+def read_shard(url: str) -> list[TrainRow]:
+    """The rows of one Parquet part (missing optional columns read as None)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(url, "rb") as f:
+        table = pq.read_table(f)
+    table = table.select([c for c in COLUMNS if c in table.column_names])
+    task_from_path = url.rstrip("/").split("/")[-2]
+    rows = [to_row(r, task_from_path) for r in table.to_pylist()]
+    if any(r is None for r in rows):
+        log.warning("%s: %d rows without query or positive skipped", url, rows.count(None))
+    return [r for r in rows if r is not None]
+
+
+def load_rows(paths: list[str]) -> list[TrainRow]:
+    """Every usable row under ``paths``, sorted by (task, id, query)."""
+    rows: list[TrainRow] = []
+    for path in paths:
+        for url in shard_files(path):
+            rows.extend(read_shard(url))
+    if not rows:
+        raise ValueError(f"no usable training rows in {paths}")
+    rows.sort(key=lambda r: (r.task, r.id, r.query))
+    tasks = sorted({r.task for r in rows})
+    log.info("read %d training rows in %d tasks from %s", len(rows), len(tasks), paths)
+    return rows
