@@ -1,4 +1,4 @@
-"""The ``curate`` settings: one validated pydantic model, loaded from YAML and command-line overrides.
+"""The ``curate`` settings: one validated pydantic model, from YAML and command-line overrides.
 
 Every default is the published KaLM / NV-Retriever setting (../shared/KALM.md) unless noted.
 Precedence: defaults < ``--config FILE.yaml`` < command-line flags.
@@ -113,7 +113,8 @@ class CurateConfig(BaseModel):
     def _check_window(self) -> CurateConfig:
         if self.window_end <= self.window_start:
             raise ValueError(
-                f"window_end ({self.window_end}) must be greater than window_start ({self.window_start})"
+                f"window_end ({self.window_end}) must be greater than "
+                f"window_start ({self.window_start})"
             )
         return self
 
@@ -124,7 +125,7 @@ class CurateConfig(BaseModel):
 
 
 def load_config(path: str | Path | None, overrides: dict) -> CurateConfig:
-    """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None values skipped)."""
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None: not given)."""
     import yaml
 
     data: dict = {}

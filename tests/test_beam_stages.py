@@ -1,11 +1,11 @@
 """Each Beam stage on a real TestPipeline (DirectRunner), with the real teacher where needed."""
 
+import apache_beam as beam
 import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-import apache_beam as beam
 from kalm_data import reasons
 from kalm_data.beam import SplitRejected
 from kalm_data.beam.dedup import DedupAndMerge
@@ -46,16 +46,15 @@ def test_validate_stage_splits_rows():
         raw(3, error="malformed_json: bad"),
     ]
     with TestPipeline() as p:
-        out = (
+        pairs, rejected = (
             p
             | beam.Create(rows)
-            | beam.ParDo(ValidateRowsFn({}, 1000, "truncate", "unused")).with_outputs(
-                REJECTED, main="pairs"
-            )
+            | beam.ParDo(ValidateRowsFn({}, 1000, "truncate", "unused"))
+            | SplitRejected()
         )
-        assert_that(out.pairs | beam.Map(lambda x: x.query), equal_to(["a"]), label="pairs")
+        assert_that(pairs | beam.Map(lambda x: x.query), equal_to(["a"]), label="pairs")
         assert_that(
-            out[REJECTED] | beam.Map(reason_of),
+            rejected | beam.Map(reason_of),
             equal_to([(2, reasons.MISSING_FIELD), (3, "malformed_json")]),
             label="rej",
         )
@@ -127,13 +126,13 @@ def test_mine_stage_and_writers(teacher, tmp_path):
     vectors = list(zip(map(text_key, texts), teacher.encode(texts), strict=True))
     cfg = CurateConfig(window_start=5, window_end=20, num_negatives=3, filter_k=10)
     with TestPipeline() as p:
-        mined = (
+        kept, rejected = (
             p | "E" >> beam.Create(examples),
             p | "V" >> beam.Create(vectors),
             p | "C" >> beam.Create([]),
         ) | MineTasks(cfg, "minilm")
-        _ = mined.kept | beam.ParDo(WriteTaskShardsFn(str(tmp_path), 50))
-        _ = mined[REJECTED] | WriteRejected(str(tmp_path), 50)
+        _ = kept | beam.ParDo(WriteTaskShardsFn(str(tmp_path), 50))
+        _ = rejected | WriteRejected(str(tmp_path), 50)
     table = pq.read_table(tmp_path / "data" / "t")
     rejected = (
         pq.read_table(tmp_path / "rejected" / "filter").num_rows

@@ -1,4 +1,4 @@
-"""Validation stage: ``RawRow`` -> ``InputPair`` or ``RejectedRecord`` (split by ``SplitRejected``)."""
+"""Validation stage: ``RawRow`` -> ``InputPair`` or ``RejectedRecord`` (see ``SplitRejected``)."""
 
 from __future__ import annotations
 

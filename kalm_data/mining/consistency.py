@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Ranks:
-    """Where the best positive and the query stand. ``query_rank`` None: beyond the searched depth."""
+    """Where the best positive and the query stand (``query_rank`` None: beyond the depth)."""
 
     positive_rank: int
     query_rank: int | None
