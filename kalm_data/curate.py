@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import apache_beam as beam
 
@@ -130,6 +131,17 @@ def _metrics(result) -> dict:
     return dict(sorted(out.items()))
 
 
+def default_beam_args(beam_args: list[str]) -> list[str]:
+    """With no runner flags: the DirectRunner with one worker process per core (each teacher
+    on one thread: the fastest layout on CPU, and the same bits as any other)."""
+    if any(a.startswith(("--runner", "--direct_")) for a in beam_args):
+        return beam_args
+    workers = os.cpu_count() or 1
+    if workers == 1:
+        return beam_args
+    return [*beam_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+
+
 def run(cfg: CurateConfig, beam_args: list[str] | None = None, test_pipeline=None) -> dict:
     """Run ``curate`` end to end and return the manifest (also written to OUTPUT/manifest.json)."""
     import fsspec
@@ -152,7 +164,8 @@ def run(cfg: CurateConfig, beam_args: list[str] | None = None, test_pipeline=Non
     staging = staging_dir(cfg.output)
     clear_staging(cfg.output)
 
-    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args or []))
+    options = PipelineOptions(default_beam_args(beam_args or []))
+    pipeline = test_pipeline or beam.Pipeline(options=options)
     build(pipeline, cfg, teacher, fingerprint, staging)
     result = pipeline.run()
     result.wait_until_finish()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import typing
 
 from kalm_data.config import CurateConfig, InputSpec
@@ -98,17 +97,6 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateCo
     return load_config(args.config, overrides)
 
 
-def default_beam_args(beam_args: list[str]) -> list[str]:
-    """With no runner flags: the DirectRunner with one worker process per core (each teacher
-    on one thread: the fastest layout on CPU, and the same bits as any other)."""
-    if any(a.startswith(("--runner", "--direct_")) for a in beam_args):
-        return beam_args
-    workers = os.cpu_count() or 1
-    if workers == 1:
-        return beam_args
-    return [*beam_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-
-
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from kalm_data.curate import run
     from kalm_data.writers.manifest import format_funnel
@@ -121,7 +109,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         cfg = cfg.model_copy(update={"inputs": [InputSpec(path=x) for x in sample_inputs()]})
     if not cfg.output:
         raise SystemExit("kalm-data curate: --output DIR is required")
-    manifest = run(cfg, default_beam_args(beam_args))
+    manifest = run(cfg, beam_args)
     print(format_funnel(manifest))
     print(f"wrote {cfg.output} (manifest.json, data/, rejected/)")
     return 0 if manifest["counts"]["balanced"] else 1

@@ -243,3 +243,49 @@ def test_dask_runner_gives_the_same_rows_as_the_direct_runner(tmp_path):
     rows = read_data(tmp_path / "dask")
     assert len(rows) > 550 and rows == read_data(tmp_path / "direct")
     assert manifest(tmp_path / "dask")["counts"]["balanced"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_loses_no_finished_work_and_keeps_the_previous_output(tmp_path):
+    import os
+    import signal
+    import time
+
+    from kalm_data.samples import SAMPLE_DIR
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    common = ["--output", str(out), "--cache-dir", str(cache), "--direct_num_workers", "1"]
+    assert main(["curate", "--input", str(SAMPLE_DIR / "disflqa.jsonl.gz"), *common]) == 0
+    before = manifest(out)
+
+    medquad = str(SAMPLE_DIR / "medquad.jsonl.gz")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kalm_data.cli", "curate", "--input", medquad, *common],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    fingerprint_dirs = list(cache.glob("*"))
+    n_before = sum(1 for _ in cache.rglob("*.npz"))
+    while sum(1 for _ in cache.rglob("*.npz")) < n_before + 3:
+        assert proc.poll() is None, "the run finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert fingerprint_dirs, "the first run filled the cache"
+    assert manifest(out) == before  # the killed run changed nothing in place
+    import numpy as np
+
+    for f in cache.rglob("*.npz"):  # only whole cache files carry the .npz name
+        with np.load(f) as data:
+            assert len(data["keys"]) == len(data["vectors"])
+
+    assert main(["curate", "--input", medquad, *common]) == 0
+    after = manifest(out)
+    assert after["counts"]["balanced"] and after["counts"]["rows_read"] == 400
+    assert after["mining"]["texts_from_cache"] > 0  # what the killed run finished was kept
+    rows = read_data(out)
+    assert len({r["id"] for r in rows}) == len(rows) == after["counts"]["examples_kept"]
+    assert set(after["tasks"]) == {"medquad"}
