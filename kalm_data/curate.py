@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def _corpus_text(row, column: str):
-    """A corpus row -> (key, text), or a rejection on the tagged output."""
+    """A corpus row -> (key, text), or its ``RejectedRecord``."""
     payload = row.payload
     if payload is None:
         reason, _, detail = (row.error or "unreadable:").partition(":")
@@ -41,14 +41,8 @@ def _corpus_text(row, column: str):
     value = payload.get(column)
     text = normalize(value) if isinstance(value, str) else ""
     if not text:
-        yield (
-            rejection(
-                row,
-                reasons.CORPUS,
-                reasons.BLANK_FIELD,
-                f"field '{column}' is missing, not a string, or blank",
-            ),
-        )
+        detail = f"field '{column}' is missing, not a string, or blank"
+        yield rejection(row, reasons.CORPUS, reasons.BLANK_FIELD, detail)
         return
     yield text_key(text), text
 

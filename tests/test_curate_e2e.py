@@ -289,3 +289,57 @@ def test_a_killed_run_loses_no_finished_work_and_keeps_the_previous_output(tmp_p
     rows = read_data(out)
     assert len({r["id"] for r in rows}) == len(rows) == after["counts"]["examples_kept"]
     assert set(after["tasks"]) == {"medquad"}
+
+
+def test_parquet_input_with_column_map_task_column_and_corpus(tmp_path):
+    import pyarrow as pa
+
+    from realdata import load_pairs
+
+    rows = load_pairs(300, source="disfl")
+    table = pa.table(
+        {
+            "question": [r["query"] for r in rows[:80]],
+            "answer": [r["positive"] for r in rows[:80]],
+            "src": ["a" if i % 2 else "b" for i in range(80)],
+        }
+    )
+    pq.write_table(table, tmp_path / "qa.parquet")
+    with open(tmp_path / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for r in rows[80:]:
+            f.write(json.dumps({"text": r["positive"]}) + "\n")
+        f.write('{"text": ""}\n')
+    out = tmp_path / "out"
+    code = main(
+        [
+            "curate",
+            "--input",
+            str(tmp_path / "qa.parquet"),
+            "--map",
+            "query=question,positive=answer,task=src",
+            "--corpus",
+            str(tmp_path / "corpus.jsonl"),
+            "--output",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--window-start",
+            "20",
+            "--window-end",
+            "60",
+            "--num-negatives",
+            "4",
+            "--filter-k",
+            "20",
+        ]
+    )
+    assert code == 0
+    m = manifest(out)
+    assert set(m["tasks"]) == {"a", "b"} and m["counts"]["balanced"]
+    assert m["counts"]["corpus_rows_rejected"] == {reasons.BLANK_FIELD: 1}
+    corpus = {r["positive"] for r in rows[80:]}
+    kept = read_data(out)
+    assert kept and all(len(r["negatives"]) == 4 for r in kept)
+    # 40 examples per task cannot fill ranks 20-59 without the shared corpus.
+    assert any(n in corpus for r in kept for n in r["negatives"])
+    assert all(r["source_file"] == str(tmp_path / "qa.parquet") for r in kept)
