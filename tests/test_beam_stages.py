@@ -114,9 +114,9 @@ def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_pat
 
 
 def test_mine_stage_and_writers(teacher, tmp_path):
-    from realdata import load_pairs
-
     from kalm_data.dedup import merge_by_query
+
+    from realdata import load_pairs
 
     rows = load_pairs(120, source="disfl")
     examples = [

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from realdata import load_pairs
 
 from kalm_data import reasons
 from kalm_data.config import CurateConfig
@@ -9,6 +8,8 @@ from kalm_data.mining.mine_task import mine_task
 from kalm_data.mining.negatives import DrawStats, draw
 from kalm_data.records import Example
 from kalm_data.text import text_key
+
+from realdata import load_pairs
 
 
 def test_consistency_rules():

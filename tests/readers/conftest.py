@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from realdata import load_pairs
 
 from kalm_data.config import InputSpec
 from kalm_data.readers import read_rows
 from kalm_data.records import RawRow
+
+from realdata import load_pairs
 
 
 @pytest.fixture(scope="session")

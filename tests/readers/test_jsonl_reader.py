@@ -8,11 +8,12 @@ import random
 from itertools import islice
 
 import pytest
-from realdata import PAIRS
 
 from kalm_data.config import InputSpec
 from kalm_data.readers import read_rows
 from kalm_data.readers.common import MAX_RAW_CHARS
+
+from realdata import PAIRS
 
 GOOD = {"query": "q", "positive": "p"}
 
