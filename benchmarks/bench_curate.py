@@ -17,10 +17,8 @@ import gzip
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +32,10 @@ def load(path: str, limit: int | None) -> list[dict]:
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process or of any of its finished children (Beam worker processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
 
 
 def floor(rows: list[dict]) -> dict:
@@ -79,11 +80,11 @@ def st(rows: list[dict]) -> dict:
     return {"seconds": time.perf_counter() - start, "rows_out": len(out), "peak_mb": peak_mb()}
 
 
-def curate(path: str, limit: int | None, extra: list[str]) -> dict:
+def curate(path: str, limit: int | None, work: Path, precision: str, extra: list[str]) -> dict:
+    """A cold run (fresh cache), then a re-run with other mining settings (all from cache)."""
     from kalm_data.config import CurateConfig, InputSpec
     from kalm_data.curate import run
 
-    work = Path(tempfile.mkdtemp(prefix="kalm-bench-"))
     src = path
     if limit:
         src = str(work / "pairs.jsonl")
@@ -91,17 +92,25 @@ def curate(path: str, limit: int | None, extra: list[str]) -> dict:
             f.writelines(json.dumps(r) + "\n" for r in load(path, limit))
     cfg = CurateConfig(
         inputs=[InputSpec(path=src, task="pairs")],
-        output=str(work / "out"),
-        cache_dir=str(work / "cache"),
+        output=str(work / precision),
+        cache_dir=str(work / f"cache-{precision}"),
+        precision=precision,
     )
     start = time.perf_counter()
     manifest = run(cfg, extra)
     cold = time.perf_counter() - start
-    # A re-run with other mining settings: every embedding comes from the cache.
     start = time.perf_counter()
-    run(cfg.model_copy(update={"window_start": 30, "window_end": 60}), extra)
+    run(
+        cfg.model_copy(
+            update={
+                "output": str(work / f"{precision}-rerun"),
+                "window_start": 30,
+                "window_end": 60,
+            }
+        ),
+        extra,
+    )
     warm = time.perf_counter() - start
-    shutil.rmtree(work, ignore_errors=True)
     return {
         "seconds": cold,
         "rerun_seconds": warm,
@@ -111,8 +120,32 @@ def curate(path: str, limit: int | None, extra: list[str]) -> dict:
     }
 
 
-def child(which: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--data", args.data, "--child", which]
+def drift(work: Path) -> str:
+    """How many filter decisions and negative lists bf16 changes against fp32."""
+    import pyarrow.parquet as pq
+
+    def kept(name: str) -> dict[str, list[str]]:
+        table = pq.read_table(work / name / "data", columns=["id", "negatives"])
+        return dict(zip(table["id"].to_pylist(), table["negatives"].to_pylist(), strict=True))
+
+    def filtered(name: str) -> int:
+        folder = work / name / "rejected" / "filter"
+        return pq.read_table(folder).num_rows if folder.exists() else 0
+
+    fp32, bf16 = kept("fp32"), kept("bf16")
+    judged = len(fp32) + filtered("fp32")
+    flipped = len(set(fp32) ^ set(bf16))
+    both = set(fp32) & set(bf16)
+    changed = sum(fp32[i] != bf16[i] for i in both)
+    return (
+        f"bf16 vs fp32: {flipped} of {judged} filter decisions changed "
+        f"({flipped / max(judged, 1):.2%}); negatives differ in {changed} of {len(both)} "
+        f"examples kept by both ({changed / max(len(both), 1):.1%})"
+    )
+
+
+def child(which: str, args: argparse.Namespace, work: Path) -> dict:
+    cmd = [sys.executable, __file__, "--data", args.data, "--child", which, "--work", str(work)]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
     cmd += ["--", *args.beam]
@@ -130,7 +163,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT))
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--child", choices=("floor", "st", "curate"))
+    p.add_argument("--child", choices=("floor", "st", "curate", "curate_bf16"))
+    p.add_argument("--work", default=None)
     p.add_argument("beam", nargs="*", help="Beam options for curate, after --")
     args = p.parse_args()
     if args.child:

@@ -60,6 +60,11 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rules", nargs="+", default=["kalm", "mutual"])
     p.add_argument("--cache-dir", default=None, help="embedding cache (default: kalm-data's)")
+    p.add_argument(
+        "--grid",
+        action="store_true",
+        help="also sweep (filter_k, filter_query_k) from one unfiltered run",
+    )
     args = p.parse_args()
 
     from kalm_data.config import CurateConfig, InputSpec

@@ -88,9 +88,7 @@ def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, s
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
-    vectors = keyed_texts | "Embed" >> EmbedTexts(
-        teacher, fingerprint, cfg.cache_dir, cfg.batch_size, cfg.torch_threads, cfg.embed_shards
-    )
+    vectors = keyed_texts | "Embed" >> EmbedTexts(cfg, teacher, fingerprint)
     corpus_vectors = (
         {"text": corpus_texts, "vector": vectors}
         | "JoinCorpus" >> beam.CoGroupByKey()
@@ -154,7 +152,7 @@ def run(cfg: CurateConfig, beam_args: list[str] | None = None, test_pipeline=Non
         raise ValueError("curate needs an output folder (--output DIR)")
     teacher = cfg.teacher or default_teacher()
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
-    fingerprint = teacher_fingerprint(teacher)
+    fingerprint = teacher_fingerprint(teacher, cfg.precision)
     staging = staging_dir(cfg.output)
     clear_staging(cfg.output)
 

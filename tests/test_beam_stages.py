@@ -101,7 +101,7 @@ def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_pat
         out = (
             p
             | beam.Create([(text_key(t), t) for t in texts])
-            | EmbedTexts(teacher_name, fp, str(tmp_path), 32, 0, 2)
+            | EmbedTexts(CurateConfig(cache_dir=str(tmp_path), embed_shards=2), teacher_name, fp)
         )
         assert_that(out, _close(expected))
     cache = EmbeddingCache(str(tmp_path), fp)

@@ -15,6 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from kalm_data.beam import NAMESPACE
+from kalm_data.config import CurateConfig
 from kalm_data.embed.buckets import encode_order, group_key
 
 log = logging.getLogger(__name__)
@@ -25,14 +26,10 @@ CHUNK = 1024  # texts per cache file
 class EmbedGroupFn(beam.DoFn):
     """(group, [(key, text), ...]) -> (key, vector) for each unique key. Teacher loaded in setup."""
 
-    def __init__(
-        self, teacher: str, fingerprint: str, cache_dir: str, batch_size: int, threads: int
-    ):
+    def __init__(self, cfg: CurateConfig, teacher: str, fingerprint: str):
+        self.cfg_json = cfg.model_dump_json()
         self.teacher_name = teacher
         self.fingerprint = fingerprint
-        self.cache_dir = cache_dir
-        self.batch_size = batch_size
-        self.threads = threads
         self.encoded = Metrics.counter(NAMESPACE, "texts_encoded")
         self.hits = Metrics.counter(NAMESPACE, "texts_from_cache")
         self.truncated = Metrics.counter(NAMESPACE, "texts_truncated_for_teacher")
@@ -41,8 +38,9 @@ class EmbedGroupFn(beam.DoFn):
         from kalm_data.embed.cache import EmbeddingCache
         from kalm_data.embed.teacher import Teacher
 
-        self.teacher = Teacher(self.teacher_name, self.batch_size, self.threads)
-        self.cache = EmbeddingCache(self.cache_dir, self.fingerprint)
+        cfg = CurateConfig.model_validate_json(self.cfg_json)
+        self.teacher = Teacher(self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision)
+        self.cache = EmbeddingCache(cfg.cache_dir, self.fingerprint)
 
     def process(self, item):
         group, pairs = item
@@ -78,18 +76,10 @@ class EmbedGroupFn(beam.DoFn):
 class EmbedTexts(beam.PTransform):
     """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key."""
 
-    def __init__(
-        self,
-        teacher: str,
-        fingerprint: str,
-        cache_dir: str,
-        batch_size: int,
-        threads: int,
-        shards: int,
-    ):
+    def __init__(self, cfg: CurateConfig, teacher: str, fingerprint: str):
         super().__init__()
-        self.fn = EmbedGroupFn(teacher, fingerprint, cache_dir, batch_size, threads)
-        self.shards = shards
+        self.fn = EmbedGroupFn(cfg, teacher, fingerprint)
+        self.shards = cfg.embed_shards
 
     def expand(self, keyed_texts):
         return (

