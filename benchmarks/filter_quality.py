@@ -3,8 +3,10 @@
     python benchmarks/filter_quality.py                   # qa_pairs_en, 10% of positives swapped
     python benchmarks/filter_quality.py --limit 3000 --rules kalm mutual none
 
-10% of the rows (seeded) have their positives rotated among themselves, within the same source
-family (MedQuAD with MedQuAD, Disfl-QA with Disfl-QA), so a swap is topically plausible. Then
+10% of the rows (seeded) have their positives permuted among themselves (a random cycle, so
+none keeps its own), within the same source family (MedQuAD with MedQuAD, Disfl-QA with
+Disfl-QA). ``--adjacent`` swaps with the next chosen row in file order instead: usually the same
+disease or article, a much harder test (some such "swaps" are near-paraphrases of the truth). Then
 ``curate`` runs once per rule on the same file (embeddings come from the cache after the first
 run) and the script prints, per rule, the share of swapped rows rejected by the filter and the
 share of clean rows kept. Goal for the default: both >= 95%.
@@ -24,14 +26,21 @@ import pyarrow.parquet as pq
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "qa_pairs_en" / "pairs.jsonl.gz"
 
 
-def swapped_rows(path: str, share: float, seed: int, limit: int | None) -> tuple[list[dict], set]:
+def swapped_rows(
+    path: str, share: float, seed: int, limit: int | None, adjacent: bool = False
+) -> tuple[list[dict], set]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f][:limit]
     rng = random.Random(seed)
     swapped: set[str] = set()
     for family in ("medquad", "disfl"):
         idx = [i for i, r in enumerate(rows) if r["source"].startswith(family)]
-        chosen = sorted(rng.sample(idx, int(len(idx) * share)))
+        # A random cycle over the chosen rows: no row keeps its own positive, and a row's new
+        # positive comes from anywhere in its family (with --adjacent: from the next chosen row
+        # in file order, i.e. usually the same disease or article: a much harder test).
+        chosen = rng.sample(idx, int(len(idx) * share))
+        if adjacent:
+            chosen.sort()
         positives = [rows[i]["positive"] for i in chosen]
         for j, i in enumerate(chosen):
             rows[i] = {**rows[i], "positive": positives[(j + 1) % len(chosen)]}
@@ -70,7 +79,7 @@ def main() -> None:
     from kalm_data.config import CurateConfig, InputSpec
     from kalm_data.curate import run
 
-    rows, swapped = swapped_rows(args.data, args.share, args.seed, args.limit)
+    rows, swapped = swapped_rows(args.data, args.share, args.seed, args.limit, args.adjacent)
     work = Path(tempfile.mkdtemp(prefix="kalm-filter-"))
     src = work / "pairs.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
