@@ -121,12 +121,17 @@ def mine_task(
         mask = ~np.isin(cand_ids, list(own))
         cand_ids, cand_scores = cand_ids[mask], cand_scores[mask]
         best = float(pos_scores.max())
+        k = cfg.filter_k
         ranks = consistency.Ranks(
             _positive_rank(queries[i], best, cand_scores, pool, own, depth >= len(pool)),
             query_ranks[i],
+            best,
+            float(cand_scores[k - 1]) if len(cand_scores) >= k else None,
         )
-        if not consistency.keep(cfg.filter_rule, ranks, cfg.filter_k, cfg.filter_query_k):
-            result.rejected.append(_rejection(e, ranks, cfg, pos_scores))
+        rule = (cfg.filter_rule, ranks, k, cfg.filter_query_k, cfg.filter_margin)
+        if not consistency.keep(*rule):
+            detail = consistency.explain(*rule)
+            result.rejected.append(_rejection(e, ranks, detail, pos_scores))
             continue
         given = [where[text_key(n)] for n in e.negatives][: cfg.num_negatives]
         mined = draw(
@@ -174,21 +179,21 @@ def mine_task(
 
 
 def _rejection(
-    e: Example, ranks: consistency.Ranks, cfg: CurateConfig, pos_scores: np.ndarray
+    e: Example, ranks: consistency.Ranks, detail: str, pos_scores: np.ndarray
 ) -> RejectedRecord:
     record = e.model_dump()
     record.update(
         positive_scores=[float(s) for s in pos_scores],
         positive_rank=ranks.positive_rank,
         query_rank=ranks.query_rank,
+        score_at_k=ranks.score_at_k,
     )
     return RejectedRecord(
         id=e.id,
         task=e.task,
         stage=reasons.FILTER,
         reason=reasons.INCONSISTENT_RANKING,
-        detail=f"{e.source_file}:{e.source_rows[0]}: "
-        + consistency.explain(cfg.filter_rule, ranks, cfg.filter_k, cfg.filter_query_k),
+        detail=f"{e.source_file}:{e.source_rows[0]}: {detail}",
         source_file=e.source_file,
         source_row=e.source_rows[0],
         rows=len(e.source_rows),
