@@ -17,8 +17,10 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,32 +171,38 @@ def main() -> None:
     args = p.parse_args()
     if args.child:
         rows = load(args.data, args.limit)
+        work = Path(args.work)
         fn = {
             "floor": lambda: floor(rows),
             "st": lambda: st(rows),
-            "curate": lambda: curate(args.data, args.limit, args.beam),
+            "curate": lambda: curate(args.data, args.limit, work, "fp32", args.beam),
+            "curate_bf16": lambda: curate(args.data, args.limit, work, "bf16", args.beam),
         }[args.child]
         print(json.dumps(fn()))
         return
+    work = Path(tempfile.mkdtemp(prefix="kalm-bench-"))
     results = {}
-    for which in ("floor", "st", "curate"):
-        results[which] = child(which, args)
-        print(f"{which:>7}: {json.dumps(results[which])}", flush=True)
-    f, s, c = (results[k]["seconds"] for k in ("floor", "st", "curate"))
+    for which in ("floor", "st", "curate", "curate_bf16"):
+        results[which] = child(which, args, work)
+        print(f"{which:>12}: {json.dumps(results[which])}", flush=True)
+    f, s, c, b = (results[k]["seconds"] for k in ("floor", "st", "curate", "curate_bf16"))
     print(f"\npairs: {args.limit or 'all'} from {args.data}")
-    print(f"{'':<28}{'seconds':>10}{'peak MB':>10}")
+    print(f"{'':<30}{'seconds':>10}{'peak MB':>10}")
     for name, key in (
         ("encode floor", "floor"),
         ("st mine_hard_negatives", "st"),
         ("kalm-data curate (cold)", "curate"),
+        ("kalm-data curate bf16 (cold)", "curate_bf16"),
     ):
-        print(f"{name:<28}{results[key]['seconds']:>10.1f}{results[key]['peak_mb']:>10.0f}")
-    print(f"{'kalm-data curate (re-run)':<28}{results['curate']['rerun_seconds']:>10.1f}")
-    print(f"\nst / curate   = {s / c:.2f}x  (> 1: curate faster)")
-    print(f"curate / floor = {c / f:.2f}x  (goal <= 1.15)")
-    print(
-        f"peak memory curate / st = {results['curate']['peak_mb'] / results['st']['peak_mb']:.2f}"
-    )
+        print(f"{name:<30}{results[key]['seconds']:>10.1f}{results[key]['peak_mb']:>10.0f}")
+    print(f"{'kalm-data curate (re-run)':<30}{results['curate']['rerun_seconds']:>10.1f}")
+    print(f"\nst / curate      = {s / c:.2f}x  (> 1: curate faster)")
+    print(f"curate / floor   = {c / f:.2f}x  (goal <= 1.15)")
+    print(f"st / curate bf16 = {s / b:.2f}x")
+    mem = results["curate"]["peak_mb"] / results["st"]["peak_mb"]
+    print(f"peak memory (largest process) curate / st = {mem:.2f}")
+    print(drift(work))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
