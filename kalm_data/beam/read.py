@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
 import apache_beam as beam
 
 from kalm_data.config import InputSpec
+
+log = logging.getLogger(__name__)
 
 
 def _read(spec_json: str):
     from kalm_data.readers import read_rows
 
-    yield from read_rows(InputSpec.model_validate_json(spec_json))
+    spec = InputSpec.model_validate_json(spec_json)
+    n = 0
+    for n, row in enumerate(read_rows(spec), 1):
+        if n % 100_000 == 0:
+            log.info("read %s: %d rows so far", spec.path, n)
+        yield row
+    log.info("read %s: %d rows", spec.path, n)
 
 
 class ReadInputs(beam.PTransform):
