@@ -33,11 +33,16 @@ class Batch:
     teacher: list[list[float]]
 
 
-def format_query(row: TrainRow, cfg: TrainConfig) -> str:
-    """The query as the model sees it: instruction prefix unless the task is symmetric."""
+def query_prefix(row: TrainRow, cfg: TrainConfig) -> str:
+    """The instruction prefix of ``row``'s query; "" for symmetric task types."""
     if row.task_type in cfg.symmetric_task_types and not cfg.instruct_symmetric:
-        return row.query
-    return cfg.query_prompt(row.instruction or row.task) + row.query
+        return ""
+    return cfg.query_prompt(row.instruction or row.task)
+
+
+def format_query(row: TrainRow, cfg: TrainConfig) -> str:
+    """The query as the model sees it."""
+    return query_prefix(row, cfg) + row.query
 
 
 def _score(scores: list[float] | None, i: int) -> float:

@@ -1,4 +1,4 @@
-"""The ``train`` settings: one validated pydantic model, loaded from YAML and command-line overrides.
+"""The ``train`` settings: one validated pydantic model, from YAML and command-line overrides.
 
 Defaults are the published KaLM-Embedding V1 settings for Qwen2-0.5B (../shared/KALM.md section
 5) unless a comment says otherwise. Precedence: defaults < ``--config FILE.yaml`` < flags.
@@ -30,16 +30,18 @@ class TrainConfig(BaseModel):
     output: str = Field(default="", description="output folder: the SentenceTransformer model")
     # Model.
     pooling: Literal["mean", "lasttoken", "cls"] = Field(
-        default="mean", description="lasttoken appends EOS to every text"
+        default="mean", description="mean, lasttoken (appends EOS to every text) or cls"
     )
     bidirectional: bool = Field(
         default=False, description="decoder models: drop the causal mask (KaLM V2)"
     )
     bf16: bool = Field(default=False, description="bf16 autocast (fp32 master weights)")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(
+        default=False, description="recompute activations in backward: less memory, ~30% slower"
+    )
     lora_rank: int = Field(default=0, ge=0, description="0 = full fine-tuning; needs `peft`")
-    lora_alpha: int = Field(default=32, gt=0)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    lora_alpha: int = Field(default=32, gt=0, description="LoRA scaling numerator")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="LoRA input dropout")
     query_max_len: int = Field(default=512, gt=0, description="tokens, query side")
     passage_max_len: int = Field(default=512, gt=0, description="tokens, passage side")
     # Batches.
@@ -50,6 +52,9 @@ class TrainConfig(BaseModel):
         ge=0,
         le=1,
         description="share of each global batch from one task (1 = task-homogeneous, 0 = random)",
+    )
+    instructions: bool = Field(
+        default=True, description="prefix queries with an instruction (KaLM); off: plain queries"
     )
     instruction_template: str = Field(
         default="Instruct: {instruction}\nQuery: ",
@@ -68,7 +73,10 @@ class TrainConfig(BaseModel):
         default_factory=lambda: list(KALM_MATRYOSHKA_DIMS),
         description="embedding prefixes trained (clipped to the model width); empty = off",
     )
-    matryoshka_weights: list[float] = Field(default_factory=lambda: list(KALM_MATRYOSHKA_WEIGHTS))
+    matryoshka_weights: list[float] = Field(
+        default_factory=lambda: list(KALM_MATRYOSHKA_WEIGHTS),
+        description="one loss weight per dim (ignored when matryoshka_dims is empty)",
+    )
     focal_gamma: float = Field(
         default=0.0, ge=0, description="focal reweighting (1-p)^gamma; KaLM V2 uses 0.5"
     )
@@ -81,23 +89,25 @@ class TrainConfig(BaseModel):
     cached: bool = Field(default=False, description="GradCache: big batches in small memory")
     mini_batch_size: int = Field(default=16, gt=0, description="texts per forward when cached")
     # Optimisation.
-    lr: float = Field(default=1e-5, gt=0)
+    lr: float = Field(default=1e-5, gt=0, description="peak learning rate (AdamW)")
     min_lr_ratio: float = Field(default=0.0, ge=0, le=1, description="final lr / peak lr")
-    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
-    decay: Literal["linear", "cosine", "constant"] = "linear"
-    weight_decay: float = Field(default=0.01, ge=0)
-    beta1: float = Field(default=0.9, ge=0, lt=1)
-    beta2: float = Field(default=0.999, ge=0, lt=1)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1, description="linear warmup share")
+    decay: Literal["linear", "cosine", "constant"] = Field(
+        default="linear", description="schedule after warmup: linear, cosine or constant"
+    )
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW, matrices only")
+    beta1: float = Field(default=0.9, ge=0, lt=1, description="AdamW")
+    beta2: float = Field(default=0.999, ge=0, lt=1, description="AdamW")
     grad_clip: float = Field(default=1.0, ge=0, description="0 = no clipping")
-    epochs: int = Field(default=1, gt=0)
+    epochs: int = Field(default=1, gt=0, description="used when max_steps is 0")
     max_steps: int = Field(default=0, ge=0, description="0 = as many as `epochs` give")
-    seed: int = 0
+    seed: int = Field(default=0, description="batches, dropout, evaluation subsample")
     # Logging, evaluation, checkpoints.
-    log_every: int = Field(default=10, gt=0)
+    log_every: int = Field(default=10, gt=0, description="steps between log lines")
     eval_beir: str | None = Field(default=None, description="BEIR folder evaluated during training")
-    eval_split: str = "test"
+    eval_split: str = Field(default="test", description="qrels/<split>.tsv")
     eval_every: int = Field(default=0, ge=0, description="0 = evaluate only at the end")
-    eval_batch_size: int = Field(default=64, gt=0)
+    eval_batch_size: int = Field(default=64, gt=0, description="texts per encoding batch")
     eval_corpus_size: int = Field(
         default=0, ge=0, description="0 = whole corpus; else the judged docs plus random others"
     )
@@ -105,7 +115,7 @@ class TrainConfig(BaseModel):
         default="Given a query, retrieve relevant passages that answer the query",
         description="stored as the exported model's `query` prompt; used by evaluation",
     )
-    save_every: int = Field(default=0, ge=0, description="checkpoint every N steps; 0 = never")
+    save_every: int = Field(default=1000, ge=0, description="checkpoint every N steps; 0 = never")
     keep_checkpoints: int = Field(default=2, gt=0, description="newest checkpoints kept")
     resume: bool = Field(default=True, description="continue from the newest checkpoint")
     soup_steps: list[int] = Field(
@@ -113,12 +123,14 @@ class TrainConfig(BaseModel):
         description="average these checkpoints' weights into the exported model (model soup)",
     )
     # Runtime.
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto = CUDA when available"
+    )
     threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = torch's default")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if len(self.matryoshka_dims) != len(self.matryoshka_weights):
+        if self.matryoshka_dims and len(self.matryoshka_dims) != len(self.matryoshka_weights):
             raise ValueError(
                 f"matryoshka_dims ({len(self.matryoshka_dims)}) and matryoshka_weights "
                 f"({len(self.matryoshka_weights)}) must have the same length"
@@ -135,11 +147,13 @@ class TrainConfig(BaseModel):
 
     def query_prompt(self, instruction: str | None) -> str:
         """The text put before a query: the template filled in, or "" without an instruction."""
-        return self.instruction_template.format(instruction=instruction) if instruction else ""
+        if not (self.instructions and instruction):
+            return ""
+        return self.instruction_template.format(instruction=instruction)
 
 
 def load_train_config(path: str | Path | None, overrides: dict) -> TrainConfig:
-    """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None values skipped)."""
+    """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None skipped)."""
     import yaml
 
     data: dict = {}
@@ -149,4 +163,6 @@ def load_train_config(path: str | Path | None, overrides: dict) -> TrainConfig:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the config must be a mapping of setting: value")
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(data.get("data"), str):
+        data["data"] = [data["data"]]  # `data: DIR` in a YAML file
     return TrainConfig.model_validate(data)

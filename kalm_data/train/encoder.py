@@ -1,9 +1,9 @@
 """The model being trained: a Hugging Face encoder or decoder, its tokenizer, and a pooler.
 
-Contract: ``Encoder.load(name_or_path, ...)`` loads any ``AutoModel`` checkpoint (hub id or
-folder) with its tokenizer. ``encoder(input_ids, attention_mask)`` returns pooled, *unnormalised*
-(batch, dim) vectors (the losses normalise, per Matryoshka prefix). ``encode(texts)`` is the
-no-grad, L2-normalised inference path used by evaluation.
+Contract: ``load_encoder(name_or_path, ...)`` loads any ``AutoModel`` checkpoint (hub id, folder,
+or SentenceTransformer folder) with its tokenizer. ``encoder(input_ids, attention_mask)``
+returns pooled, *unnormalised* (batch, dim) vectors (the losses normalise, per Matryoshka
+prefix). ``encode(texts)`` is the no-grad, L2-normalised inference path used by evaluation.
 
 Options:
 - ``bidirectional``: drops a decoder's causal mask (KaLM V2). transformers >= 5 builds the mask
@@ -107,6 +107,7 @@ def load_encoder(
     """Load model and tokenizer by id or path and wrap them as an ``Encoder``."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    name_or_path = transformer_folder(name_or_path)
     config = AutoConfig.from_pretrained(name_or_path)
     if bidirectional:
         config.is_causal = False
@@ -119,8 +120,7 @@ def load_encoder(
     if bidirectional:
         check_bidirectional(model)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
+        enable_checkpointing(model)
     if lora_rank:
         model = add_lora(model, lora_rank, lora_alpha, lora_dropout)
     encoder = Encoder(model, tokenizer, pooling).to(device)
@@ -134,6 +134,31 @@ def load_encoder(
         f", LoRA r={lora_rank}" if lora_rank else "",
     )
     return encoder
+
+
+def transformer_folder(name_or_path: str) -> str:
+    """The folder holding the transformers weights: a SentenceTransformer folder may keep them
+    in a module subfolder (``0_Transformer/``) named by its ``modules.json``."""
+    import json
+    from pathlib import Path
+
+    modules = Path(name_or_path) / "modules.json"
+    if not modules.is_file():
+        return name_or_path
+    for module in json.loads(modules.read_text(encoding="utf-8")):
+        if module.get("type", "").endswith("Transformer"):
+            return str(Path(name_or_path) / module.get("path", ""))
+    return name_or_path
+
+
+def enable_checkpointing(model) -> None:
+    """transformers' non-reentrant activation (gradient) checkpointing, old or new name."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.23
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False
 
 
 def attends_causally(model) -> bool:

@@ -10,9 +10,9 @@ Contract:
   ratio is strict: every batch holds at least ``h`` rows of one task. Rows left over (fewer than a
   chunk or a batch) wait for the next epoch, whose permutation differs.
 - No text occurs twice in a batch: a row's query, all its positives and its chosen negatives must
-  be new to the batch, otherwise the row is deferred to a later batch. (A duplicate positive
-  would count as its own negative; a negative equal to another row's positive is a false
-  negative.)
+  be new to the batch, otherwise the row is deferred to a later batch. (A text twice among the
+  batch's passages, say row A's negative that is row B's positive, would make B's positive one
+  of B's own negatives.)
 - One positive per row per epoch, and at most ``num_negatives`` of its negatives, are chosen
   with the epoch's random generator.
 - The plan of an epoch depends only on (seed, epoch, rows): ``state_dict()`` is the seed, the
@@ -151,7 +151,12 @@ class SemiHomogeneousBatchSampler:
         if self._plan is None:
             self._plan = self.plan(self.epoch)
             if not self._plan:
-                raise ValueError("the sampler cannot form a single batch without duplicate texts")
+                sizes = {t: len(ix) for t, ix in self.tasks.items()}
+                raise ValueError(
+                    f"no batch of {self.batch_size} could be planned ({self.chunk} rows of one "
+                    f"task each, no text twice) from task sizes {sizes}: lower batch_size or "
+                    "homogeneous_ratio"
+                )
         return self._plan
 
     def batches_per_epoch(self) -> int:

@@ -8,7 +8,7 @@ from collections import Counter
 import fsspec
 import pyarrow.parquet as pq
 import pytest
-from conftest import shard_rows, write_shards
+from train_helpers import shard_rows, write_shards
 
 from kalm_data.arrow_schema import to_table
 from kalm_data.records import TrainingExample
@@ -97,14 +97,22 @@ def test_chunk_tasks_are_drawn_in_proportion_to_task_size(rows):
             counts[rows[batch[0].row].task] += 1
     sizes = Counter(r.task for r in rows)
     for task, size in sizes.items():
-        # floor(n / 4) chunks per epoch: 15, 10, 5 for 60, 40, 20 rows.
-        assert counts[task] == 5 * (size // 4)
+        # floor(n / 4) chunks per epoch (15, 10, 5 for 60, 40, 20 rows), a few fewer when
+        # rows sharing texts (a negative that is another row's positive) cannot meet in a chunk
+        assert 0.9 * 5 * (size // 4) <= counts[task] <= 5 * (size // 4)
 
 
 def test_duplicate_positives_never_share_a_batch(real_pairs):
     pairs = real_pairs["medquad/1_CancerGov_QA"][:12]
     rows = [
-        TrainRow(str(i), "t", "retrieval", None, p["query"], ["SAME ANSWER" if i % 3 == 0 else p["positive"]])
+        TrainRow(
+            str(i),
+            "t",
+            "retrieval",
+            None,
+            p["query"],
+            ["SAME ANSWER" if i % 3 == 0 else p["positive"]],
+        )
         for i, p in enumerate(pairs)
     ]
     sampler = SemiHomogeneousBatchSampler(rows, 4, num_negatives=0, ratio=1.0, seed=0)
@@ -144,7 +152,9 @@ def test_make_batch_groups_instructions_and_teacher_scores(rows):
 
 
 def test_symmetric_tasks_get_no_instruction_unless_configured():
-    sts = TrainRow("1", "stsb", "sts", "Retrieve similar sentences", "A man sings.", ["A man is singing."])
+    sts = TrainRow(
+        "1", "stsb", "sts", "Retrieve similar sentences", "A man sings.", ["A man is singing."]
+    )
     qa = TrainRow("2", "faq", "retrieval", "Answer the question", "why?", ["because"])
     cfg = TrainConfig()
     assert format_query(sts, cfg) == "A man sings."
@@ -153,9 +163,22 @@ def test_symmetric_tasks_get_no_instruction_unless_configured():
 
 
 def test_short_negative_lists_make_smaller_groups(rows):
-    short = [TrainRow(r.id, r.task, r.task_type, None, r.query, r.positives, r.negatives[:i % 3]) for i, r in enumerate(rows[:6])]
+    short = [
+        TrainRow(
+            r.id,
+            r.task,
+            r.task_type,
+            None,
+            r.query,
+            r.positives,
+            [f"neg {i}-{k}" for k in range(i % 3)],
+        )
+        for i, r in enumerate(rows[:6])
+    ]
     sampler = SemiHomogeneousBatchSampler(short, 6, 2, 0.0, seed=0)
     batch = make_batch(short, sampler.next_batch(), TrainConfig())
     assert len(batch.passages) == 6 + sum(min(i % 3, 2) for i in range(6))
     assert all(len(g) == 3 for g in batch.groups)
-    assert any(g[-1] == -1 and math.isnan(t[-1]) for g, t in zip(batch.groups, batch.teacher))
+    assert any(
+        g[-1] == -1 and math.isnan(t[-1]) for g, t in zip(batch.groups, batch.teacher, strict=True)
+    )
