@@ -134,13 +134,8 @@ class CurateConfig(BaseModel):
 
 def load_config(path: str | Path | None, overrides: dict) -> CurateConfig:
     """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None: not given)."""
-    import yaml
+    from kalm_data.settings import read_yaml
 
-    data: dict = {}
-    if path:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config must be a mapping of setting: value")
+    data = read_yaml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return CurateConfig.model_validate(data)

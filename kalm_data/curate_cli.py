@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import typing
 
 from kalm_data.config import CurateConfig, InputSpec
+from kalm_data.settings import add_model_flags
 
 _SKIP = {"inputs", "corpus", "output"}
 
@@ -60,25 +60,7 @@ def register(sub) -> None:
         metavar="PATH",
         help="candidate pool for mining (column 'text'); repeatable",
     )
-    for name, info in CurateConfig.model_fields.items():
-        if name in _SKIP:
-            continue
-        flag = "--" + name.replace("_", "-")
-        ann = info.annotation
-        choices = None
-        if typing.get_origin(ann) is typing.Literal:
-            choices, kind = typing.get_args(ann), str
-        else:
-            args = [a for a in typing.get_args(ann) if a is not type(None)]
-            kind = args[0] if args else ann
-        p.add_argument(
-            flag,
-            dest=name,
-            type=kind,
-            choices=choices,
-            default=None,
-            help=f"{info.description or ''} (default: {info.default})".strip(),
-        )
+    add_model_flags(p, CurateConfig, _SKIP)
     p.set_defaults(func=_run, accepts_beam_args=True)
 
 

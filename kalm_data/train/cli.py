@@ -10,39 +10,12 @@ YAML file and docs/training.md cannot disagree); precedence: defaults < --config
 from __future__ import annotations
 
 import argparse
-import typing
 
+from kalm_data.settings import add_model_flags
 from kalm_data.train.config import TrainConfig
 
 #: Fields with hand-written flags (the fixed interface of the command).
 _OWN_FLAGS = {"data", "model", "output"}
-
-
-def _flag_kwargs(annotation) -> dict:
-    """argparse keyword arguments for one config field's type."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return {"choices": typing.get_args(annotation), "type": str}
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if origin is list:
-        return {"nargs": "*", "type": args[0], "metavar": args[0].__name__.upper()}
-    return {"type": args[0] if args else annotation}
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    for name, info in TrainConfig.model_fields.items():
-        if name in _OWN_FLAGS:
-            continue
-        default = info.get_default(call_default_factory=True)
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=None,
-            help=f"{info.description or ''} (default: {default!r})".strip(),
-            **_flag_kwargs(info.annotation),
-        )
 
 
 def register(sub) -> None:
@@ -63,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, metavar="PATH_OR_ID", help="HF model id or folder")
     p.add_argument("--output", default=None, metavar="DIR", help="output folder")
     p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
-    _add_config_flags(p)
+    add_model_flags(p, TrainConfig, _OWN_FLAGS)
     p.set_defaults(func=_run_train)
 
     e = sub.add_parser(

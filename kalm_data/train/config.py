@@ -154,14 +154,9 @@ class TrainConfig(BaseModel):
 
 def load_train_config(path: str | Path | None, overrides: dict) -> TrainConfig:
     """Defaults, then the YAML file at ``path`` (if any), then ``overrides`` (None skipped)."""
-    import yaml
+    from kalm_data.settings import read_yaml
 
-    data: dict = {}
-    if path:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config must be a mapping of setting: value")
+    data = read_yaml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(data.get("data"), str):
         data["data"] = [data["data"]]  # `data: DIR` in a YAML file

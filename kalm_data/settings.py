@@ -1,0 +1,59 @@
+"""Settings plumbing shared by every command: flags generated from a pydantic model, and YAML.
+
+Contract: ``add_model_flags`` adds one ``--field-name`` flag per model field (not in ``skip``),
+each defaulting to None so that "not given" is distinguishable; ``read_yaml`` returns the
+mapping in a settings file. Precedence everywhere: model defaults < YAML file < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+def _flag_kwargs(annotation) -> dict:
+    """argparse keyword arguments for one field's type."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return {"choices": typing.get_args(annotation), "type": str}
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is list:
+        return {"nargs": "*", "type": args[0], "metavar": args[0].__name__.upper()}
+    return {"type": args[0] if args else annotation}
+
+
+def add_model_flags(
+    parser: argparse.ArgumentParser,
+    model: type[BaseModel],
+    skip: set[str] | frozenset = frozenset(),
+) -> None:
+    """One flag per field of ``model`` (see module docstring)."""
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        default = info.get_default(call_default_factory=True)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=None,
+            help=f"{info.description or ''} (default: {default!r})".strip(),
+            **_flag_kwargs(info.annotation),
+        )
+
+
+def read_yaml(path: str | Path | None) -> dict:
+    """The mapping in the YAML file at ``path`` ({} without a path)."""
+    if not path:
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the config must be a mapping of setting: value")
+    return data
