@@ -70,6 +70,11 @@ def main() -> None:
     p.add_argument("--rules", nargs="+", default=["kalm", "mutual"])
     p.add_argument("--cache-dir", default=None, help="embedding cache (default: kalm-data's)")
     p.add_argument(
+        "--adjacent",
+        action="store_true",
+        help="swap with the next chosen row in file order (same topic, harder)",
+    )
+    p.add_argument(
         "--grid",
         action="store_true",
         help="also sweep (filter_k, filter_query_k) from one unfiltered run",

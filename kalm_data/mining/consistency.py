@@ -16,7 +16,7 @@ has fewer than k candidates (then the forward test passes).
   positive passes one of the two.
 
 On qa_pairs_en with 10% of positives swapped (``benchmarks/filter_quality.py``): ``kalm`` rejects
-97.3% of swapped pairs and keeps 95.5% of clean ones; ``mutual`` rejects 96.0% and keeps 97.8%.
+97.3% of swapped pairs and keeps 95.4% of clean ones; ``mutual`` rejects 95.9% and keeps 97.8%.
 Use ``kalm`` to reproduce the paper or where noise is worse than lost data, ``mutual`` by
 default, ``none`` to mine without filtering.
 """
