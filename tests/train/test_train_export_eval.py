@@ -15,7 +15,9 @@ from kalm_data.cli import main
 from kalm_data.train.encoder import load_encoder
 from kalm_data.train.evaluate import load_beir, read_qrels
 
-SCIFACT = Path("/work/shared/data/scifact")
+from realdata import DATA
+
+SCIFACT = DATA / "scifact"
 QUERIES = ["What are the symptoms of glaucoma?", "who invented the telephone"]
 DOCS = ["Glaucoma often has no symptoms until vision is lost.", "Bell patented the telephone."]
 

@@ -11,7 +11,9 @@ import torch
 from kalm_data.train import checkpoint, loop
 from kalm_data.train.config import TrainConfig
 
-SCIFACT = "/work/shared/data/scifact"
+from realdata import DATA
+
+SCIFACT = str(DATA / "scifact")
 
 
 def config(tiny_qwen, shards, output, **overrides) -> TrainConfig:
