@@ -114,7 +114,7 @@ def test_distillation_is_the_kl_between_teacher_and_student_groups():
     kl = distill_kl(t(logits), torch.tensor(GROUPS), t(TEACHER), t_tau)
     assert float(kl) == pytest.approx(sum(expected) / 2, rel=1e-5)
     loss = InfoNCELoss(tau, distill_weight=0.5, distill_temperature=t_tau)(t(Q), t(P), targets())
-    assert float(loss) == pytest.approx(hand_infonce(Q, P, LABELS, tau) + 0.5 * kl, rel=1e-5)
+    assert float(loss) == pytest.approx(hand_infonce(Q, P, LABELS, tau) + 0.5 * float(kl), rel=1e-5)
 
 
 def test_distillation_skips_unknown_scores_and_padding():
