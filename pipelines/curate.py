@@ -8,7 +8,8 @@ Local, two worker processes:
         --direct_num_workers 2 --direct_running_mode multi_processing
 
 Dask (a local cluster here, any cluster in production):
-    python pipelines/curate.py --input pairs.jsonl.gz --output out/ --runner DaskRunner
+    python pipelines/curate.py --input pairs.jsonl.gz --output out/ \
+        --runner apache_beam.runners.dask.dask_runner.DaskRunner
 
 Dataflow:
     python pipelines/curate.py --input gs://bucket/pairs.jsonl.gz --output gs://bucket/out/ \
