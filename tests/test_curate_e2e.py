@@ -21,6 +21,13 @@ def read_data(out) -> list[dict]:
     return rows
 
 
+def curate(src, out, cache, *extra: str) -> int:
+    """``kalm-data curate`` on ``src`` into ``out`` with a private cache."""
+    return main(
+        ["curate", "--input", str(src), "--output", str(out), "--cache-dir", str(cache), *extra]
+    )
+
+
 def manifest(out) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
@@ -210,36 +217,8 @@ def test_dask_runner_gives_the_same_rows_as_the_direct_runner(tmp_path):
 
     src = str(SAMPLE_DIR / "disflqa.jsonl.gz")
     dask = "apache_beam.runners.dask.dask_runner.DaskRunner"
-    assert (
-        main(
-            [
-                "curate",
-                "--input",
-                src,
-                "--output",
-                str(tmp_path / "dask"),
-                "--cache-dir",
-                str(tmp_path / "c1"),
-                "--runner",
-                dask,
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "curate",
-                "--input",
-                src,
-                "--output",
-                str(tmp_path / "direct"),
-                "--cache-dir",
-                str(tmp_path / "c2"),
-            ]
-        )
-        == 0
-    )
+    assert curate(src, tmp_path / "dask", tmp_path / "c1", "--runner", dask) == 0
+    assert curate(src, tmp_path / "direct", tmp_path / "c2") == 0
     rows = read_data(tmp_path / "dask")
     assert len(rows) > 550 and rows == read_data(tmp_path / "direct")
     assert manifest(tmp_path / "dask")["counts"]["balanced"]
