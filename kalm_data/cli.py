@@ -8,8 +8,11 @@ kalm-data eval --model model/ --beir scifact/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -39,7 +42,56 @@ def main(argv: list[str] | None = None) -> int:
     )
     if beam_args and not getattr(args, "accepts_beam_args", False):
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
-    return int(args.func(args, beam_args) or 0)
+    try:
+        with _interruptible():
+            return int(args.func(args, beam_args) or 0)
+    except KeyboardInterrupt:
+        _error(args.command, "interrupted; the previous output is untouched")
+        return 130
+    except Exception as e:
+        message, code = _one_line(e)
+        if message is None:
+            raise
+        _error(args.command, message)
+        return code
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` while a command runs, even when the
+    process was started with SIGINT ignored (a background job of a script inherits that), so
+    ``kill -INT`` and Ctrl-C always stop a run; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _one_line(error: Exception) -> tuple[str | None, int]:
+    """(message, exit code) for errors shown without a traceback; (None, 0) for a bug."""
+    from pydantic import ValidationError
+
+    from kalm_data.errors import KalmDataError, validation_message
+
+    if isinstance(error, KalmDataError):
+        return str(error), error.exit_code
+    if isinstance(error, ValidationError):
+        return validation_message(error), 2
+    return None, 0
+
+
+def _error(command: str, message: str) -> None:
+    logging.getLogger("kalm_data").debug("error in %s", command, exc_info=True)
+    print(f"kalm-data {command}: error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -134,50 +134,113 @@ def default_beam_args(beam_args: list[str]) -> list[str]:
     return [*beam_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
 
 
-def run(cfg: CurateConfig, beam_args: list[str] | None = None, test_pipeline=None) -> dict:
-    """Run ``curate`` end to end and return the manifest (also written to OUTPUT/manifest.json)."""
+def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
+    """Check what can be checked before anything is written (``UsageError`` otherwise): every
+    input and corpus file exists, is whole and has the columns it needs, and the teacher is a
+    model. Returns the inputs' manifest entries (path, task, fingerprint)."""
+    from kalm_data.embed.teacher import check_teacher
+    from kalm_data.readers.preflight import check_corpus, check_input
+
+    check_teacher(teacher)
+    infos = [check_input(spec) for spec in cfg.inputs] + [check_corpus(s) for s in cfg.corpus]
+    entries = [{"path": i.path, "task": i.task, "fingerprint": i.fingerprint} for i in infos]
+    return entries
+
+
+def _rows_read(staging: str) -> int:
     import fsspec
+
+    with fsspec.open(f"{staging}/_counts/read.json", "r") as f:
+        return int(json.load(f)["rows_read"])
+
+
+def _run_pipeline(pipeline, cfg: CurateConfig):
+    """Run ``pipeline`` to the end; a failure becomes ``RunFailed`` naming its root cause, an
+    interrupt ``Interrupted`` saying what was kept."""
+    from kalm_data.beam.runner import run_interruptibly
+    from kalm_data.errors import Interrupted, RunFailed, root_cause
+
+    try:
+        return run_interruptibly(pipeline)
+    except KeyboardInterrupt as e:
+        raise Interrupted(
+            f"interrupted: {cfg.output} is unchanged; finished embeddings are kept in "
+            f"{cfg.cache_dir} and the next run reuses them"
+        ) from e
+    except Exception as e:
+        log.debug("pipeline failed", exc_info=True)
+        raise RunFailed(
+            f"the pipeline failed: {root_cause(e)}; {cfg.output} is unchanged "
+            "(run with -v for the traceback)"
+        ) from e
+
+
+def run(
+    cfg: CurateConfig,
+    beam_args: list[str] | None = None,
+    test_pipeline=None,
+    overwrite: bool = False,
+) -> dict:
+    """Run ``curate`` end to end and return the manifest (also written to OUTPUT/manifest.json).
+
+    Order: check inputs, teacher and output (nothing written before), lock the output, run the
+    pipeline into the staging folder, count; only a balanced run (rows read = kept + rejected)
+    is committed. An unbalanced run leaves the previous output as it was, its staged files in
+    ``OUTPUT/.kalm-data/staging`` for inspection, and returns a manifest with
+    ``counts.balanced`` false.
+    """
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from kalm_data.embed.cache import default_cache_dir
     from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
-    from kalm_data.readers import fingerprint as input_fingerprint
-    from kalm_data.readers import task_name
-    from kalm_data.writers.commit import clear_staging, commit, staging_dir
+    from kalm_data.errors import UsageError
+    from kalm_data.writers.commit import (
+        check_writable,
+        clear_staging,
+        commit,
+        finish,
+        replaceable_files,
+        staging_dir,
+    )
+    from kalm_data.writers.lock import OutputLock
     from kalm_data.writers.manifest import build_manifest, write_json
 
     if not cfg.inputs:
-        raise ValueError("curate needs at least one input (--input PATH)")
+        raise UsageError("curate needs at least one input (--input PATH)")
     if not cfg.output:
-        raise ValueError("curate needs an output folder (--output DIR)")
+        raise UsageError("curate needs an output folder (--output DIR)")
     teacher = cfg.teacher or default_teacher()
+    inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
-    staging = staging_dir(cfg.output)
-    clear_staging(cfg.output)
+    check_writable(cfg.output)
+    with OutputLock(cfg.output):
+        replaced = replaceable_files(cfg.output, overwrite)
+        staging = staging_dir(cfg.output)
+        clear_staging(cfg.output)
 
-    options = PipelineOptions(default_beam_args(beam_args or []))
-    pipeline = test_pipeline or beam.Pipeline(options=options)
-    build(pipeline, cfg, teacher, fingerprint, staging)
-    result = pipeline.run()
-    result.wait_until_finish()
+        options = PipelineOptions(default_beam_args(beam_args or []))
+        pipeline = test_pipeline or beam.Pipeline(options=options)
+        build(pipeline, cfg, teacher, fingerprint, staging)
+        result = _run_pipeline(pipeline, cfg)
 
-    fs, _ = fsspec.core.url_to_fs(staging)
-    with fs.open(f"{fs._strip_protocol(staging)}/_counts/read.json") as f:
-        rows_read = json.load(f)["rows_read"]
-    commit(cfg.output)
-    inputs = [
-        {"path": s.path, "task": task_name(s), "fingerprint": input_fingerprint(s)}
-        for s in (*cfg.inputs, *cfg.corpus)
-    ]
-    manifest = build_manifest(
-        cfg.output,
-        rows_read,
-        cfg.model_dump(),
-        inputs,
-        {"teacher": teacher, "fingerprint": fingerprint},
-        _metrics(result),
-    )
-    write_json(manifest, f"{cfg.output.rstrip('/')}/manifest.json")
-    clear_staging(cfg.output)
+        manifest = build_manifest(
+            staging,
+            _rows_read(staging),
+            cfg.model_dump(),
+            inputs,
+            {"teacher": teacher, "fingerprint": fingerprint},
+            _metrics(result),
+        )
+        if not manifest["counts"]["balanced"]:
+            log.error(
+                "rows read != kept + rejected: nothing committed; %s is unchanged and the "
+                "staged output is in %s",
+                cfg.output,
+                staging,
+            )
+            return manifest
+        manifest["files"] = commit(cfg.output, replaced)
+        write_json(manifest, f"{cfg.output.rstrip('/')}/manifest.json")
+        finish(cfg.output)
     return manifest

@@ -1,7 +1,13 @@
 """``kalm-data curate``: command-line flags for every ``CurateConfig`` setting.
 
 Flags are generated from the config model, so the command line, the YAML file and the docs
-never disagree. Unknown flags go to Beam (``--runner``, ``--direct_num_workers`` ...).
+never disagree. Flags that are not ours must be Beam pipeline options (``--runner``,
+``--direct_num_workers`` ...); anything else is an error with a "did you mean" suggestion.
+
+``--task`` and ``--map`` belong to the ``--input`` flags just before them:
+``--input a --task x --input b --task y`` gives ``a`` task ``x`` and ``b`` task ``y``;
+``--input a --input b --map query=q`` maps both. Given before any ``--input``, they belong to
+the first group of inputs.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import argparse
 import logging
 
 from kalm_data.config import CurateConfig, InputSpec
+from kalm_data.errors import UsageError
 from kalm_data.settings import add_model_flags
 
 _SKIP = {"inputs", "corpus", "output"}
@@ -28,30 +35,75 @@ def _parse_map(text: str) -> dict[str, str]:
     return out
 
 
+class _InOrder(argparse.Action):
+    """Records ``--input``/``--task``/``--map`` in command-line order (``args.input_flags``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        flags = list(getattr(namespace, "input_flags", None) or [])
+        flags.append((self.dest, values))
+        namespace.input_flags = flags
+
+
+def input_groups(flags: list[tuple[str, object]]) -> list[InputSpec]:
+    """The ``InputSpec`` of each ``--input``, with the ``--task``/``--map`` of its group."""
+    groups: list[dict] = []
+    for kind, value in flags:
+        if kind == "input":
+            if not groups or (groups[-1]["closed"] and groups[-1]["paths"]):
+                groups.append({"paths": [], "task": None, "map": None, "closed": False})
+            groups[-1]["paths"].append(value)
+            continue
+        if not groups:
+            groups.append({"paths": [], "task": None, "map": None, "closed": False})
+        group = groups[-1]
+        if group[kind] is not None:
+            where = ", ".join(group["paths"]) or "the first inputs"
+            raise UsageError(f"two --{kind} flags for --input {where}")
+        group[kind], group["closed"] = value, True
+    return [
+        InputSpec(path=path, task=g["task"], columns=g["map"] or {})
+        for g in groups
+        for path in g["paths"]
+    ]
+
+
 def register(sub) -> None:
     """Add the ``curate`` subcommand to ``sub`` (an argparse subparsers object)."""
+    from kalm_data.beam_options import beam_help_epilog
+
     p = sub.add_parser(
         "curate",
         help="mine hard negatives, filter, and write task-sharded Parquet",
-        description="Curate (query, positive) pairs into mined, filtered, task-sharded Parquet. "
-        "Unrecognised flags are Beam pipeline options (--runner, --direct_num_workers, ...).",
+        description="Curate (query, positive) pairs into mined, filtered, task-sharded Parquet.",
+        epilog=beam_help_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument(
         "--input",
-        action="append",
-        default=[],
+        action=_InOrder,
         metavar="PATH",
         help="JSONL(.gz), Parquet, CSV/TSV, a saved dataset folder or a hub id; repeatable",
     )
     p.add_argument("--output", metavar="DIR", help="output folder (local or any fsspec URL)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier kalm-data output in --output (only the files it wrote)",
+    )
     p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
-    p.add_argument("--task", help="task name for the inputs given here (default: file stem)")
+    p.add_argument(
+        "--task",
+        action=_InOrder,
+        help="task name of the --input(s) just before it (default: each file's stem)",
+    )
     p.add_argument(
         "--map",
+        action=_InOrder,
         type=_parse_map,
-        default={},
         metavar="FIELD=COLUMN,...",
-        help="column mapping, e.g. query=question,positive=answer,task=source",
+        help="column mapping of the --input(s) just before it, e.g. "
+        "query=question,positive=answer,task=source",
     )
     p.add_argument(
         "--corpus",
@@ -61,7 +113,12 @@ def register(sub) -> None:
         help="candidate pool for mining (column 'text'); repeatable",
     )
     add_model_flags(p, CurateConfig, _SKIP)
-    p.set_defaults(func=_run, accepts_beam_args=True)
+    p.set_defaults(func=_run, accepts_beam_args=True, input_flags=[], parser=p)
+
+
+def own_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string of ``parser`` (for "did you mean" suggestions)."""
+    return [s for action in parser._actions for s in action.option_strings]
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateConfig:
@@ -69,20 +126,35 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateCo
     from kalm_data.config import load_config
 
     overrides = {n: getattr(args, n) for n in CurateConfig.model_fields if n not in _SKIP}
-    if args.input:
-        overrides["inputs"] = [
-            InputSpec(path=x, task=args.task, columns=args.map) for x in args.input
-        ]
+    inputs = input_groups(args.input_flags)
+    if inputs:
+        overrides["inputs"] = inputs
     if args.corpus:
         overrides["corpus"] = [InputSpec(path=x) for x in args.corpus]
     overrides["output"] = args.output
     return load_config(args.config, overrides)
 
 
+def _import_beam_quietly() -> None:
+    """Import Beam with logging off: its import warns about optional GCP clients
+    ("apitools not found") that a local run does not use."""
+    logging.disable(logging.WARNING)
+    try:
+        import apache_beam  # noqa: F401
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    _import_beam_quietly()
+    from kalm_data.beam_options import check_beam_args
     from kalm_data.curate import run
     from kalm_data.writers.manifest import format_funnel
 
+    try:
+        check_beam_args(beam_args, own_flags(args.parser))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     cfg = config_from_args(args, beam_args)
     if not cfg.inputs:
         from kalm_data.samples import sample_inputs
@@ -90,8 +162,10 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         logging.getLogger(__name__).info("no --input: curating the shipped CC BY 4.0 sample")
         cfg = cfg.model_copy(update={"inputs": [InputSpec(path=x) for x in sample_inputs()]})
     if not cfg.output:
-        raise SystemExit("kalm-data curate: --output DIR is required")
-    manifest = run(cfg, beam_args)
+        raise UsageError("--output DIR is required")
+    manifest = run(cfg, beam_args, overwrite=args.overwrite)
     print(format_funnel(manifest))
+    if not manifest["counts"]["balanced"]:
+        return 1
     print(f"wrote {cfg.output} (manifest.json, data/, rejected/)")
-    return 0 if manifest["counts"]["balanced"] else 1
+    return 0

@@ -42,7 +42,8 @@ class RawRow(BaseModel):
 
     source_file: str
     source_row: int = Field(
-        description="1-based line (JSONL, CSV) or 0-based row (Parquet, datasets)"
+        description="1-based: the line for JSONL/CSV/TSV (the header is line 1), the row for "
+        "Parquet and datasets"
     )
     task: str
     payload: dict[str, Any] | None = None

@@ -99,16 +99,18 @@ def parse_pair(
     task = row.task
     task_col = columns.get("task")
     if task_col is not None:
-        task = _text(payload.get(task_col), task_col, 200)
+        if task_col not in payload:
+            raise Invalid(reasons.MISSING_FIELD, f"field 'task' (column '{task_col}') is missing")
+        task = _text(payload[task_col], "task", 200)
     task_type = _optional(payload, "task_type", columns) or default_task_type
     if task_type not in TASK_TYPES:
         raise Invalid(reasons.BAD_TASK_TYPE, f"task_type '{task_type}' is not one of {TASK_TYPES}")
     instruction = _optional(payload, "instruction", columns)
     instruction = None if instruction is None else _text(instruction, "instruction", max_chars)
-    raw_id = _optional(payload, "id", columns)
-    if raw_id is not None and not isinstance(raw_id, (str, int)):
-        raise Invalid(reasons.WRONG_TYPE, f"field 'id' is {type(raw_id).__name__}, not a string")
-    row_id = str(raw_id).strip() if raw_id is not None and str(raw_id).strip() else None
+    given_id = _optional(payload, "id", columns)
+    if given_id is not None and not isinstance(given_id, (str, int)):
+        raise Invalid(reasons.WRONG_TYPE, f"field 'id' is {type(given_id).__name__}, not a string")
+    row_id = str(given_id).strip() if given_id is not None and str(given_id).strip() else None
     return InputPair(
         id=row_id or derive_id(task, query, positives),
         task=task,
@@ -120,6 +122,14 @@ def parse_pair(
         source_file=row.source_file,
         source_row=row.source_row,
     )
+
+
+def raw_id(row: RawRow, columns: dict[str, str]) -> str | None:
+    """The row's own id (its ``id`` column, a string or an integer), if it has one."""
+    value = _optional(row.payload or {}, "id", columns)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value).strip() or None
 
 
 def rejection(
@@ -154,7 +164,7 @@ def validate_row(
     try:
         pair = parse_pair(row, columns, max_chars)
     except Invalid as e:
-        return rejection(row, reasons.VALIDATE, e.reason, str(e))
+        return rejection(row, reasons.VALIDATE, e.reason, str(e), id=raw_id(row, columns))
     if too_long is not None:
         for field, text in [("query", pair.query), *(("positive", p) for p in pair.positives)]:
             if too_long(text):

@@ -58,7 +58,7 @@ def sample_run(tmp_path_factory):
     out, cache = base / "out", base / "cache"
     assert main(["curate", "--output", str(out), "--cache-dir", str(cache)]) == 0
     first = (manifest(out), read_data(out))
-    assert main(["curate", "--output", str(out), "--cache-dir", str(cache)]) == 0
+    assert main(["curate", "--output", str(out), "--cache-dir", str(cache), "--overwrite"]) == 0
     return out, first, (manifest(out), read_data(out))
 
 
@@ -74,7 +74,7 @@ def test_sample_run_accounts_for_every_row(sample_run):
     assert {i["task"] for i in m["inputs"]} == {"disflqa", "medquad"}
     assert all(len(r["negatives"]) <= 7 for r in rows)
     assert sum(len(r["negatives"]) == 7 for r in rows) > 0.95 * len(rows)
-    assert not list(out.glob("_staging"))
+    assert not list(out.glob(".kalm-data"))  # no lock, staging or journal left behind
 
 
 def test_rerun_encodes_nothing_and_gives_the_same_rows(sample_run):
@@ -233,7 +233,10 @@ def test_a_killed_run_loses_no_finished_work_and_keeps_the_previous_output(tmp_p
     from kalm_data.samples import SAMPLE_DIR
 
     out, cache = tmp_path / "out", tmp_path / "cache"
-    common = ["--output", str(out), "--cache-dir", str(cache), "--direct_num_workers", "1"]
+    common = [
+        *("--output", str(out), "--cache-dir", str(cache), "--overwrite"),
+        *("--direct_num_workers", "1"),
+    ]
     assert main(["curate", "--input", str(SAMPLE_DIR / "disflqa.jsonl.gz"), *common]) == 0
     before = manifest(out)
 

@@ -61,3 +61,17 @@ def test_overlong_reject_mode(teacher):
     assert out.reason == reasons.OVER_TEACHER_LIMIT and "positive" in out.detail
     ok = validate_row(row({"query": "q", "positive": "short"}), {}, 10_000, teacher.too_long)
     assert isinstance(ok, InputPair)
+
+
+def test_a_mapped_task_column_that_is_absent_is_missing_not_null():
+    out = validate_row(row({"query": "q", "positive": "p"}), {"task": "nosuchcol"}, 50)
+    assert out.reason == reasons.MISSING_FIELD
+    assert "'task' (column 'nosuchcol') is missing" in out.detail
+
+
+def test_validate_rejections_keep_the_rows_own_id():
+    out = validate_row(row({"id": "row-7", "query": "  ", "positive": "p"}), {}, 50)
+    assert out.reason == reasons.BLANK_FIELD and out.id == "row-7"
+    mapped = validate_row(row({"key": 12, "query": None, "positive": "p"}), {"id": "key"}, 50)
+    assert mapped.id == "12"
+    assert validate_row(row({"query": None, "positive": "p"}), {}, 50).id is None

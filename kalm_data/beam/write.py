@@ -5,7 +5,8 @@ from __future__ import annotations
 import apache_beam as beam
 
 from kalm_data.records import RejectedRecord, TrainingExample
-from kalm_data.writers.parquet import safe_name, write_parts
+from kalm_data.writers.names import folder_name
+from kalm_data.writers.parquet import write_parts
 
 
 class WriteTaskShardsFn(beam.DoFn):
@@ -21,7 +22,7 @@ class WriteTaskShardsFn(beam.DoFn):
             return
         rows = sorted(rows, key=lambda r: r["id"])
         yield from write_parts(
-            TrainingExample, rows, f"{self.root}/data/{safe_name(task)}", self.rows_per_part
+            TrainingExample, rows, f"{self.root}/data/{folder_name(task)}", self.rows_per_part
         )
 
 
@@ -32,7 +33,7 @@ def _write_rejected(item, root: str, rows_per_part: int):
         key=lambda r: (r["task"], r["source_file"], r["source_row"], r["id"] or ""),
     )
     yield from write_parts(
-        RejectedRecord, rows, f"{root}/rejected/{safe_name(stage)}", rows_per_part
+        RejectedRecord, rows, f"{root}/rejected/{folder_name(stage)}", rows_per_part
     )
 
 

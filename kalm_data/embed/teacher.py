@@ -44,6 +44,42 @@ def teacher_fingerprint(teacher: str, precision: str = "fp32") -> str:
     return h.hexdigest()[:16] + suffix
 
 
+def check_teacher(name: str) -> None:
+    """Raise ``UsageError`` unless ``name`` is a model folder, or a hub id that can be loaded
+    here (with ``HF_HUB_OFFLINE`` set: one in the local cache). Loads no weights."""
+    from kalm_data.errors import UsageError
+
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"--teacher {name} is a file, not a model folder or a hub id")
+        if not any((path / f).is_file() for f in ("modules.json", "config.json")):
+            raise UsageError(
+                f"--teacher {name} is not a sentence-transformers or Hugging Face model folder "
+                "(it has no modules.json or config.json)"
+            )
+        if (path / "config.json").is_file():
+            from transformers import AutoConfig
+
+            try:
+                AutoConfig.from_pretrained(str(path))
+            except (OSError, ValueError, KeyError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise UsageError(f"--teacher {name}: not a loadable model config: {first}") from e
+        return
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UsageError(f"--teacher {name}: no such model folder")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(
+        try_to_load_from_cache(name, "config.json"), str
+    ):
+        raise UsageError(
+            f"--teacher {name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+            "download it first, or give a model folder"
+        )
+
+
 class Teacher:
     """A sentence-transformers model on CPU (or CUDA when available)."""
 

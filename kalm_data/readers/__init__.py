@@ -5,6 +5,13 @@ row is a ``RawRow`` with ``payload=None`` and ``error="<reason>: <detail>"`` (re
 ``kalm_data.reasons``). Whole-file problems (missing file, unreadable Parquet) raise an
 exception naming the file. No column mapping happens here: payloads keep the input's columns.
 
+Row numbers: ``source_row`` is 1-based in every format: the physical line a row starts on for
+JSONL and CSV/TSV (the CSV header is line 1, so the first data row is 2), and the row number for
+Parquet and ``datasets`` (the first row is 1).
+
+Before a run, ``kalm_data.readers.preflight.check_input`` checks an input (exists, intact, has
+the columns the mapping needs) and raises one ``InputError`` line naming the file.
+
 Format: ``spec.format``, else the suffix (``.jsonl``/``.json``, ``.parquet``, ``.csv``, ``.tsv``,
 each optionally compressed, e.g. ``.jsonl.gz``); anything else (a ``save_to_disk`` directory, a
 hub id) is read with ``datasets``.

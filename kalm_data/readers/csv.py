@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _FIELD_LIMIT = 2**31 - 1
 
 
-class _Lines:
+class Lines:
     """Feeds ``csv.reader`` one decoded line at a time and remembers the lines of the current
     row (``csv.reader`` never reads ahead), so each row knows its text and first line."""
 
@@ -36,7 +36,7 @@ class _Lines:
         self.row_lines: list[bytes] = []
         self.decode_error: str | None = None
 
-    def __iter__(self) -> _Lines:
+    def __iter__(self) -> Lines:
         return self
 
     def __next__(self) -> str:
@@ -55,13 +55,18 @@ class _Lines:
         return self.line_no + 1
 
 
+def make_reader(lines: Lines, delimiter: str) -> Iterator[list[str]]:
+    """A ``csv.reader`` over ``lines`` that accepts fields of any length."""
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    return csv.reader(lines, delimiter=delimiter)
+
+
 def read_csv(path: str, task: str, delimiter: str = ",") -> Iterator[RawRow]:
     """Yield every data row of the CSV (``delimiter=","``) or TSV (``"\\t"``) file at ``path``."""
-    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     with open_input(path) as f:
-        lines = _Lines(f)
-        reader = csv.reader(lines, delimiter=delimiter)
-        header = _read_header(path, reader, lines)
+        lines = Lines(f)
+        reader = make_reader(lines, delimiter)
+        header = read_header(path, reader, lines)
         if header is None:
             logger.warning("%s: empty file, no header and no rows", path)
             return
@@ -78,7 +83,7 @@ def read_csv(path: str, task: str, delimiter: str = ",") -> Iterator[RawRow]:
                 yield _to_row(path, task, start, header, fields, lines)
 
 
-def _read_header(path: str, reader: Iterator[list[str]], lines: _Lines) -> list[str] | None:
+def read_header(path: str, reader: Iterator[list[str]], lines: Lines) -> list[str] | None:
     """The column names (None for an empty file); raise ``ValueError`` if they are unusable."""
     try:
         header = next(reader, None)
@@ -98,7 +103,7 @@ def _read_header(path: str, reader: Iterator[list[str]], lines: _Lines) -> list[
 
 
 def _to_row(
-    path: str, task: str, start: int, header: list[str], fields: list[str], lines: _Lines
+    path: str, task: str, start: int, header: list[str], fields: list[str], lines: Lines
 ) -> RawRow:
     raw = b"".join(lines.row_lines)
     if lines.decode_error:

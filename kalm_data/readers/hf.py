@@ -1,7 +1,7 @@
 """``datasets`` reader: a directory written by ``save_to_disk``, or anything ``load_dataset`` takes
 (a hub id such as ``org/name``, a local data folder).
 
-Contract: ``source_row`` is the 0-based row index in the split; ``payload`` has the dataset's
+Contract: ``source_row`` is the 1-based row number in the split; ``payload`` has the dataset's
 own column names with plain Python values (any saved format such as numpy is dropped; float NaN
 -> None). A saved ``DatasetDict`` and a hub dataset are read at ``split``. ``datasets`` is
 imported lazily: it is heavy, and only this reader needs it.
@@ -51,7 +51,7 @@ def load(path: str, split: str) -> Any:
 def read_hf(path: str, task: str, split: str = "train") -> Iterator[RawRow]:
     """Yield every row of the dataset at ``path`` (split ``split``), one at a time."""
     ds = load(path, split).with_format(None)
-    for i, row in enumerate(ds):
+    for i, row in enumerate(ds, start=1):
         yield RawRow(source_file=path, source_row=i, task=task, payload=clean_values(row))
 
 
@@ -62,7 +62,11 @@ def hf_fingerprint(path: str, split: str = "train") -> str:
     disk); a hub download is identified by the fingerprint ``datasets`` derives from its
     config and revision, without rereading gigabytes of Arrow.
     """
-    ds = load(path, split)
+    return dataset_fingerprint(path, load(path, split))
+
+
+def dataset_fingerprint(path: str, ds: Any) -> str:
+    """``hf_fingerprint`` of ``ds``, the dataset already loaded from ``path``."""
     digest = hashlib.sha256()
     files = [f["filename"] for f in ds.cache_files] if is_saved_dataset(path) else []
     for name in files:

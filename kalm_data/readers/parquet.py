@@ -1,6 +1,6 @@
 """Parquet reader: rows streamed by record batches.
 
-Contract: ``source_row`` is the 0-based row index in the file; ``payload`` has the file's own
+Contract: ``source_row`` is the 1-based row number in the file; ``payload`` has the file's own
 column names, values as ``pyarrow`` turns them into Python (lists stay lists, float NaN -> None).
 A file that is not readable Parquet raises ``ValueError("<path>: ...")``.
 """
@@ -25,7 +25,7 @@ def read_parquet(path: str, task: str) -> Iterator[RawRow]:
     with open_input(path, compression=None) as f:
         try:
             batches = pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS)
-            row = 0
+            row = 1
             for batch in batches:
                 for payload in batch.to_pylist():
                     yield RawRow(

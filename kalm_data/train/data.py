@@ -6,12 +6,21 @@ A row keeps its positives and negatives with the teacher's scores aligned to the
 equal to the query or to one of the row's positives are removed here (a false negative the
 curation missed would teach the model the opposite of the truth); a row without negatives is
 kept (KaLM's code raised KeyError on it), a row without positives is dropped and counted.
+When no usable row remains (empty shards, or every row dropped), ``load_rows`` raises
+``NoTrainingRowsError`` (a ``ValueError``) naming the folders, before any model is loaded.
+
+Shards are decoded without Arrow's thread pool (``use_threads=False``): a threaded
+``read_table`` on a Python file object can leave pool work behind that aborts the interpreter at
+exit with ``terminate called without an active exception`` (apache/arrow#33975, #34314), which a
+quick exit (for example an error right after reading) hits often.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+
+from kalm_data.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,11 @@ COLUMNS = (
     "positive_scores",
     "negative_scores",
 )
+
+
+class NoTrainingRowsError(UsageError, ValueError):
+    """The data folders hold no usable training row (empty shards or rows all dropped); the
+    command line prints it as one line."""
 
 
 @dataclass(slots=True)
@@ -90,7 +104,7 @@ def read_shard(url: str) -> list[TrainRow]:
     import pyarrow.parquet as pq
 
     with fsspec.open(url, "rb") as f:
-        table = pq.read_table(f)
+        table = pq.read_table(f, use_threads=False)  # no pool work left to abort the exit
     table = table.select([c for c in COLUMNS if c in table.column_names])
     task_from_path = url.rstrip("/").split("/")[-2]
     rows = [to_row(r, task_from_path) for r in table.to_pylist()]
@@ -100,13 +114,20 @@ def read_shard(url: str) -> list[TrainRow]:
 
 
 def load_rows(paths: list[str]) -> list[TrainRow]:
-    """Every usable row under ``paths``, sorted by (task, id, query)."""
+    """Every usable row under ``paths``, sorted by (task, id, query).
+
+    Raises ``FileNotFoundError`` when a path has no shard and ``NoTrainingRowsError`` when the
+    shards hold no usable row.
+    """
     rows: list[TrainRow] = []
-    for path in paths:
-        for url in shard_files(path):
-            rows.extend(read_shard(url))
+    files = [url for path in paths for url in shard_files(path)]
+    for url in files:
+        rows.extend(read_shard(url))
     if not rows:
-        raise ValueError(f"no usable training rows in {paths}")
+        raise NoTrainingRowsError(
+            f"no training rows were found in {', '.join(paths)}: the {len(files)} shard file(s) "
+            "under data/<task>/ are empty or hold no row with both a query and a positive"
+        )
     rows.sort(key=lambda r: (r.task, r.id, r.query))
     tasks = sorted({r.task for r in rows})
     log.info("read %d training rows in %d tasks from %s", len(rows), len(tasks), paths)

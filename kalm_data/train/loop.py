@@ -3,10 +3,10 @@
     kalm-data train --data curated/ --model Qwen/Qwen2-0.5B --output model/
     torchrun --nproc_per_node 8 -m kalm_data.cli train --data curated/ --output model/ --bf16
 
-Order (nanoGPT's): runtime -> data -> model -> loss -> optimizer -> resume -> loop, where each
-step is: learning rate, evaluation, batch, forward/backward, clip, optimizer step, log,
-checkpoint. After the loop: final evaluation, optional model soup, export in
-sentence-transformers format.
+Order (nanoGPT's, but data first so bad data fails fast): data -> runtime -> model -> loss ->
+optimizer -> resume -> loop, where each step is: learning rate, evaluation, batch,
+forward/backward, clip, optimizer step, log, checkpoint. After the loop: final evaluation,
+optional model soup, export in sentence-transformers format.
 """
 
 from __future__ import annotations
@@ -141,19 +141,24 @@ def resume(cfg: TrainConfig, rt: Runtime, encoder, optimizer, sampler) -> int:
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train as ``cfg`` says; returns a summary (steps, last loss, metrics, output)."""
+    """Train as ``cfg`` says; returns a summary (steps, last loss, metrics, output).
+
+    The data is read first: folders without usable rows raise ``NoTrainingRowsError`` before
+    the output folder, process group, thread settings or model are touched.
+    """
     from tqdm.auto import tqdm
 
     if not cfg.data or not cfg.output:
         raise ValueError("train needs data (--data DIR) and output (--output DIR)")
+    # -- data first: no rows is an error before any process group, thread pool or model -----
+    rows = load_rows(cfg.data)
     # -- runtime ----------------------------------------------------------------------------
     rt: Runtime = setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    # -- data: every process plans the same global batches and takes its slice --------------
-    rows = load_rows(cfg.data)
+    # -- batches: every process plans the same global batches and takes its slice -----------
     sampler = SemiHomogeneousBatchSampler(
         rows,
         cfg.batch_size * rt.world_size,

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from kalm_data import __version__
 from kalm_data.reasons import CORPUS
 from kalm_data.records import SCHEMA_VERSION
+from kalm_data.writers.names import folder_name
 
 PACKAGES = (
     "apache-beam",
@@ -56,17 +57,17 @@ def count_outputs(root: str) -> dict:
     tasks: dict[str, dict] = {}
     for path in _files(fs, f"{base}/data"):
         with fs.open(path, "rb") as f:
-            table = pq.read_table(f, columns=["task", "source_rows"])
+            table = pq.read_table(f, columns=["task", "source_rows"], use_threads=False)
         for task, rows in zip(
             table["task"].to_pylist(), table["source_rows"].to_pylist(), strict=True
         ):
-            t = tasks.setdefault(task, {"examples": 0, "rows": 0})
+            t = tasks.setdefault(task, {"folder": folder_name(task), "examples": 0, "rows": 0})
             t["examples"] += 1
             t["rows"] += len(rows)
     rejected: dict[str, dict[str, int]] = {}
     for path in _files(fs, f"{base}/rejected"):
         with fs.open(path, "rb") as f:
-            table = pq.read_table(f, columns=["stage", "reason", "rows"])
+            table = pq.read_table(f, columns=["stage", "reason", "rows"], use_threads=False)
         for stage, reason, rows in zip(
             *(table[c].to_pylist() for c in ("stage", "reason", "rows")), strict=True
         ):
@@ -115,7 +116,8 @@ def format_funnel(manifest: dict) -> str:
     ]
     for stage, by_reason in c["rejected"].items():
         for reason, n in sorted(by_reason.items()):
-            lines.append(f"{stage:<10} {reason:<28} {-n:>10}")
+            lines.append(f"{stage:<10} {reason:<28} {n:>10}")
+    lines.append(f"{'rejected':<10} {'(all stages)':<28} {c['rows_rejected']:>10}")
     lines.append("-" * 50)
     lines.append(
         f"{'kept':<10} {'(' + str(c['examples_kept']) + ' examples)':<28} {c['rows_kept']:>10}"

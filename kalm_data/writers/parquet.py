@@ -8,7 +8,6 @@ replaces exactly the files it wrote before.
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pyarrow as pa
@@ -16,11 +15,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from kalm_data.arrow_schema import to_table
-
-
-def safe_name(name: str) -> str:
-    """A folder name for a task or stage: unsafe characters become ``_``."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip("._") or "_"
+from kalm_data.writers.names import folder_name as safe_name  # noqa: F401 (old name)
 
 
 def write_table(table: pa.Table, path: str) -> None:

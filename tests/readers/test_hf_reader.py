@@ -21,7 +21,7 @@ def test_saved_dataset_round_trips(saved, read_all):
     path, rows_in = saved
     rows = read_all(path)
     assert [r.payload for r in rows] == rows_in
-    assert [r.source_row for r in rows] == list(range(len(rows_in)))
+    assert [r.source_row for r in rows] == list(range(1, len(rows_in) + 1))  # 1-based rows
     assert {(r.task, r.source_file, r.error) for r in rows} == {("qa_saved", str(path), None)}
 
 
@@ -55,7 +55,7 @@ def test_anything_else_goes_to_load_dataset(monkeypatch):
     rows = list(read_rows(InputSpec(path="some-org/some-qa", split="validation")))
     assert calls == [("some-org/some-qa", "validation")]
     assert [(r.task, r.source_row, r.payload) for r in rows] == [
-        ("some-qa", 0, {"query": "q", "positive": "p"})
+        ("some-qa", 1, {"query": "q", "positive": "p"})
     ]
 
 

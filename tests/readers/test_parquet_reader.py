@@ -15,7 +15,7 @@ def test_round_trip_across_batches(tmp_path, pairs, read_all, monkeypatch):
     pq.write_table(pa.Table.from_pylist(rows_in), tmp_path / "pairs.parquet", row_group_size=16)
     rows = read_all(tmp_path / "pairs.parquet")
     assert [r.payload for r in rows] == rows_in
-    assert [r.source_row for r in rows] == list(range(len(pairs)))
+    assert [r.source_row for r in rows] == list(range(1, len(pairs) + 1))  # 1-based rows
     assert {(r.task, r.error, r.source_file) for r in rows} == {
         ("pairs", None, str(tmp_path / "pairs.parquet"))
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from train_helpers import assert_close
 
 from kalm_data.train.encoder import attends_causally, load_encoder
 from kalm_data.train.pooling import cls_pool, ensure_eos, last_token_pool, mean_pool
@@ -42,7 +43,7 @@ def test_last_token_pooling_reads_an_appended_eos(tiny_qwen):
     for i in range(len(TEXTS)):
         last = int(feats["attention_mask"][i].sum()) - 1  # right padding
         assert feats["input_ids"][i, last] == tok.eos_token_id
-        assert torch.allclose(pooled[i], hidden[i, last])
+        assert_close(pooled[i], hidden[i, last], name=TEXTS[i])
 
 
 def test_ensure_eos_leaves_bert_alone(minilm):
@@ -64,7 +65,7 @@ def test_bidirectional_attention_sees_later_tokens(tiny_qwen):
     assert not torch.allclose(a, b, atol=1e-3)  # same weights, other mask
     # padding stays masked: a text alone equals the same text in a padded batch
     alone = bidi.encode(TEXTS[1:2], 64)
-    assert torch.allclose(alone[0], b[1], atol=1e-5)
+    assert_close(alone[0], b[1], name="alone vs padded")
 
 
 def test_encoder_model_matches_sentence_transformers(minilm):
@@ -72,7 +73,7 @@ def test_encoder_model_matches_sentence_transformers(minilm):
 
     ours = load_encoder(minilm, pooling="mean").encode(TEXTS, 256)
     theirs = SentenceTransformer(minilm, device="cpu").encode(TEXTS, convert_to_tensor=True)
-    assert torch.allclose(ours, theirs.cpu(), atol=1e-5)
+    assert_close(ours, theirs.cpu(), name="ours vs sentence-transformers")
 
 
 def test_lora_trains_adapters_only_and_merges(tiny_qwen):
@@ -115,4 +116,5 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_qwen):
     checkpointed = grads(checkpointed_encoder)
     assert len(calls) == 2  # the layer ran again during backward: activations were recomputed
     assert plain.keys() == checkpointed.keys()
-    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
+    for name in plain:
+        assert_close(checkpointed[name], plain[name], name=name)

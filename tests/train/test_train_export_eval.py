@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import assert_close
 
 from kalm_data.cli import main
 from kalm_data.train.encoder import load_encoder
@@ -128,8 +129,8 @@ def test_export_loads_with_sentence_transformer_and_encodes_like_training(traine
     q = st.encode_query(QUERIES, convert_to_tensor=True)
     d = st.encode_document(DOCS, convert_to_tensor=True)
     assert q.shape == (2, 64) and torch.allclose(q.norm(dim=-1), torch.ones(2), atol=1e-5)
-    assert torch.allclose(q, ours.encode([prompt + x for x in QUERIES], 24), atol=1e-5)
-    assert torch.allclose(d, ours.encode(DOCS, 40), atol=1e-5)
+    assert_close(q, ours.encode([prompt + x for x in QUERIES], 24), name="queries")
+    assert_close(d, ours.encode(DOCS, 40), name="documents")
 
 
 def write_small_beir(folder: Path, n_queries: int = 60, extra_docs: int = 120) -> Path:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from train_helpers import assert_close
 
 from kalm_data.train import checkpoint, loop
 from kalm_data.train.config import TrainConfig
@@ -104,7 +105,7 @@ def test_soup_averages_the_chosen_checkpoints(tiny_qwen, shards, tmp_path):
     w2, w4 = weights(tmp_path, 2), weights(tmp_path, 4)
     name = "model.layers.0.mlp.up_proj.weight"  # the Encoder's name for the Qwen2 weight
     soup = exported[name.removeprefix("model.")]
-    assert torch.allclose(soup, (w2[name] + w4[name]) / 2)
+    assert_close(soup, (w2[name] + w4[name]) / 2, name=name)
     assert not torch.allclose(soup, weights(tmp_path, 6)[name])
 
 
