@@ -64,7 +64,7 @@ def _write_count(count: int, path: str) -> str:
 def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, staging: str):
     """Wire the curate pipeline into ``p``; outputs go under ``staging``."""
     columns = {s.path: s.columns for s in cfg.inputs}
-    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs)
+    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, progress=staging)
     count_file = (
         rows
         | "CountRows" >> beam.combiners.Count.Globally()
@@ -72,10 +72,11 @@ def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, s
     )
     pairs, invalid = (
         rows
-        | "Validate" >> beam.ParDo(ValidateRowsFn(columns, cfg.max_chars, cfg.overlong, teacher))
+        | "Validate"
+        >> beam.ParDo(ValidateRowsFn(columns, cfg.max_chars, cfg.overlong, teacher, staging))
         | "SplitValid" >> SplitRejected()
     )
-    examples, duplicates = pairs | "Dedup" >> DedupAndMerge()
+    examples, duplicates = pairs | "Dedup" >> DedupAndMerge(progress=staging)
 
     corpus_columns = {s.path: s.columns.get("text", "text") for s in cfg.corpus}
     corpus_texts, corpus_rejected = (
@@ -88,14 +89,16 @@ def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, s
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
-    vectors = keyed_texts | "Embed" >> EmbedTexts(cfg, teacher, fingerprint)
+    vectors = keyed_texts | "Embed" >> EmbedTexts(cfg, teacher, fingerprint, staging)
     corpus_vectors = (
         {"text": corpus_texts, "vector": vectors}
         | "JoinCorpus" >> beam.CoGroupByKey()
         | "CorpusVectors" >> beam.FlatMap(_with_vector)
     )
     kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(cfg, teacher)
-    shard_files = kept | "WriteShards" >> beam.ParDo(WriteTaskShardsFn(staging, cfg.rows_per_shard))
+    shard_files = kept | "WriteShards" >> beam.ParDo(
+        WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
+    )
     rejected = (invalid, duplicates, filtered, corpus_rejected) | "AllRejected" >> beam.Flatten()
     rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
     # One sink that depends on every output, applied last: Beam's Dask runner computes only the
@@ -154,14 +157,14 @@ def _rows_read(staging: str) -> int:
         return int(json.load(f)["rows_read"])
 
 
-def _run_pipeline(pipeline, cfg: CurateConfig):
+def _run_pipeline(pipeline, cfg: CurateConfig, tick=None):
     """Run ``pipeline`` to the end; a failure becomes ``RunFailed`` naming its root cause, an
     interrupt ``Interrupted`` saying what was kept."""
     from kalm_data.beam.runner import run_interruptibly
     from kalm_data.errors import Interrupted, RunFailed, root_cause
 
     try:
-        return run_interruptibly(pipeline)
+        return run_interruptibly(pipeline, tick)
     except KeyboardInterrupt as e:
         raise Interrupted(
             f"interrupted: {cfg.output} is unchanged; finished embeddings are kept in "
@@ -175,11 +178,37 @@ def _run_pipeline(pipeline, cfg: CurateConfig):
         ) from e
 
 
+def _log_path(output: str) -> str:
+    """``OUTPUT/logs/curate-<UTC time>.log`` (a local temporary file for a remote output)."""
+    import tempfile
+    import time
+
+    import fsspec
+
+    name = f"curate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
+    fs, root = fsspec.core.url_to_fs(output)
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return os.path.join(tempfile.mkdtemp(prefix="kalm-data-logs-"), name)
+    return os.path.join(root, "logs", name)
+
+
+def _keep_log(log_path: str, output: str) -> str:
+    """Where the log ends up: a temporary one (remote output) is copied to ``OUTPUT/logs/``."""
+    if "kalm-data-logs-" not in log_path:
+        return log_path
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(output)
+    fs.put_file(log_path, f"{root.rstrip('/')}/logs/{os.path.basename(log_path)}")
+    return f"{output.rstrip('/')}/logs/{os.path.basename(log_path)}"
+
+
 def run(
     cfg: CurateConfig,
     beam_args: list[str] | None = None,
     test_pipeline=None,
     overwrite: bool = False,
+    verbose: bool = False,
 ) -> dict:
     """Run ``curate`` end to end and return the manifest (also written to OUTPUT/manifest.json).
 
@@ -194,6 +223,8 @@ def run(
     from kalm_data.embed.cache import default_cache_dir
     from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
     from kalm_data.errors import UsageError
+    from kalm_data.harness.console import quiet_console
+    from kalm_data.harness.progress import ProgressDisplay
     from kalm_data.writers.commit import (
         check_writable,
         clear_staging,
@@ -220,9 +251,17 @@ def run(
         clear_staging(cfg.output)
 
         options = PipelineOptions(default_beam_args(beam_args or []))
-        pipeline = test_pipeline or beam.Pipeline(options=options)
-        build(pipeline, cfg, teacher, fingerprint, staging)
-        result = _run_pipeline(pipeline, cfg)
+        log_path = _log_path(cfg.output)
+        with quiet_console(log_path, verbose) as console:
+            pipeline = test_pipeline or beam.Pipeline(options=options)
+            build(pipeline, cfg, teacher, fingerprint, staging)
+            display = ProgressDisplay(staging, console)
+            try:
+                result = _run_pipeline(pipeline, cfg, display.tick)
+            finally:
+                display.close()
+        if not verbose:
+            log.info("logs: %s", _keep_log(log_path, cfg.output))
 
         manifest = build_manifest(
             staging,

@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         cfg = cfg.model_copy(update={"inputs": [InputSpec(path=x) for x in sample_inputs()]})
     if not cfg.output:
         raise UsageError("--output DIR is required")
-    manifest = run(cfg, beam_args, overwrite=args.overwrite)
+    manifest = run(cfg, beam_args, overwrite=args.overwrite, verbose=args.verbose)
     print(format_funnel(manifest))
     if not manifest["counts"]["balanced"]:
         return 1

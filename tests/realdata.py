@@ -15,6 +15,13 @@ DATA = Path(
 PAIRS = DATA / "qa_pairs_en" / "pairs.jsonl.gz"
 
 
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    """``rows`` as a JSON Lines file at ``path`` (folders created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
 def load_pairs(n: int | None = None, source: str = "") -> list[dict]:
     """The first ``n`` rows of qa_pairs_en whose source starts with ``source``."""
     if not PAIRS.exists():

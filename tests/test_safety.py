@@ -18,19 +18,13 @@ import pytest
 from kalm_data.cli import main
 from kalm_data.samples import SAMPLE_DIR
 
-from realdata import PAIRS, load_pairs
+from realdata import PAIRS, load_pairs, write_jsonl
 
 #: Small pools: mine from ranks 2-11, no filter, one in-process worker (fast and sufficient).
 SMALL = [
     *("--window-start", "2", "--window-end", "12", "--num-negatives", "3"),
     *("--filter-rule", "none", "--direct_num_workers", "1"),
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    return path
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ from apache_beam.metrics import Metrics
 from kalm_data.beam import NAMESPACE
 from kalm_data.config import CurateConfig
 from kalm_data.embed.buckets import encode_order, group_key
+from kalm_data.harness.progress import flush, report
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,10 @@ CHUNK = 1024  # texts per cache file
 class EmbedGroupFn(beam.DoFn):
     """(group, [(key, text), ...]) -> (key, vector) for each unique key. Teacher loaded in setup."""
 
-    def __init__(self, cfg: CurateConfig, teacher: str, fingerprint: str):
+    def __init__(
+        self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
+    ):
+        self.progress = progress
         self.cfg_json = cfg.model_dump_json()
         self.teacher_name = teacher
         self.fingerprint = fingerprint
@@ -48,6 +52,7 @@ class EmbedGroupFn(beam.DoFn):
         ordered = encode_order(list(pairs))
         cached = self.cache.get(bucket, [k for k, _ in ordered])
         self.hits.inc(len(cached))
+        report(self.progress, "embed", cached=len(cached))
         yield from cached.items()
         todo = [(k, t) for k, t in ordered if k not in cached]
         start = time.monotonic()
@@ -57,6 +62,7 @@ class EmbedGroupFn(beam.DoFn):
             vectors = self.teacher.encode(texts)
             self.cache.put(bucket, keys, vectors)
             self.encoded.inc(len(keys))
+            report(self.progress, "embed", encoded=len(keys))
             # A text of fewer characters than the limit cannot have more tokens than it.
             long = [t for t in texts if len(t) > self.teacher.max_tokens - 2]
             over = sum(n > self.teacher.max_tokens for n in self.teacher.count_tokens(long))
@@ -72,18 +78,43 @@ class EmbedGroupFn(beam.DoFn):
             )
             yield from zip(keys, vectors, strict=True)
 
+    def finish_bundle(self):
+        flush(self.progress)
+
+
+class _CountPlanned(beam.DoFn):
+    """Pass-through that reports how many unique texts the embedding stage will see."""
+
+    def __init__(self, progress: str | None):
+        self.progress = progress
+
+    def process(self, element):
+        report(self.progress, "embed", planned=1)
+        yield element
+
+    def finish_bundle(self):
+        flush(self.progress)
+
 
 class EmbedTexts(beam.PTransform):
-    """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key."""
+    """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key.
 
-    def __init__(self, cfg: CurateConfig, teacher: str, fingerprint: str):
+    The unique texts are counted before any is encoded (a ``Distinct`` ends that step), so the
+    progress display can estimate the time left."""
+
+    def __init__(
+        self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
+    ):
         super().__init__()
-        self.fn = EmbedGroupFn(cfg, teacher, fingerprint)
+        self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress)
         self.shards = cfg.embed_shards
+        self.progress = progress
 
     def expand(self, keyed_texts):
         return (
             keyed_texts
+            | "UniqueTexts" >> beam.Distinct()
+            | "CountPlanned" >> beam.ParDo(_CountPlanned(self.progress))
             | "KeyByGroup" >> beam.Map(lambda kt, s: (group_key(kt[1], kt[0], s), kt), self.shards)
             | "GroupTexts" >> beam.GroupByKey()
             | "Encode" >> beam.ParDo(self.fn)

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ def _stop(result, before: set[int]) -> None:
         log.info("stopped %d worker process(es)", len(workers))
 
 
-def run_interruptibly(pipeline):
-    """Run ``pipeline`` and wait for it (see module docstring); returns its result."""
+def run_interruptibly(pipeline, tick: Callable[[], None] | None = None):
+    """Run ``pipeline`` and wait for it (see module docstring); returns its result.
+    ``tick`` (e.g. a progress display) is called on every wake-up of the main thread."""
     before = set(_children())
     box: dict = {}
 
@@ -97,6 +99,8 @@ def run_interruptibly(pipeline):
     try:
         while thread.is_alive():
             thread.join(0.2)
+            if tick is not None:
+                tick()
     except KeyboardInterrupt:
         _stop(box.get("result"), before)
         raise

@@ -6,6 +6,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from kalm_data.beam import NAMESPACE
+from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord
 from kalm_data.validate import validate_row
 
@@ -19,11 +20,13 @@ class ValidateRowsFn(beam.DoFn):
         max_chars: int,
         overlong: str,
         teacher: str,
+        progress: str | None = None,
     ):
         self.columns_by_file = columns_by_file
         self.max_chars = max_chars
         self.overlong = overlong
         self.teacher = teacher
+        self.progress = progress
         self._too_long = None
 
     def setup(self):
@@ -37,6 +40,11 @@ class ValidateRowsFn(beam.DoFn):
         result = validate_row(row, columns, self.max_chars, self._too_long)
         if isinstance(result, RejectedRecord):
             Metrics.counter(NAMESPACE, f"rejected_{result.stage}_{result.reason}").inc()
+            report(self.progress, "validate", rejected=1)
         else:
             Metrics.counter(NAMESPACE, "rows_valid").inc()
+            report(self.progress, "validate", kept=1)
         yield result
+
+    def finish_bundle(self):
+        flush(self.progress)

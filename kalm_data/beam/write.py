@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord, TrainingExample
 from kalm_data.writers.names import folder_name
 from kalm_data.writers.parquet import write_parts
@@ -12,9 +13,10 @@ from kalm_data.writers.parquet import write_parts
 class WriteTaskShardsFn(beam.DoFn):
     """(task, rows) -> ``<root>/data/<task>/part-*.parquet``, rows sorted by id."""
 
-    def __init__(self, root: str, rows_per_part: int):
+    def __init__(self, root: str, rows_per_part: int, progress: str | None = None):
         self.root = root
         self.rows_per_part = rows_per_part
+        self.progress = progress
 
     def process(self, item):
         task, rows = item
@@ -24,6 +26,8 @@ class WriteTaskShardsFn(beam.DoFn):
         yield from write_parts(
             TrainingExample, rows, f"{self.root}/data/{folder_name(task)}", self.rows_per_part
         )
+        report(self.progress, "write", rows=len(rows))
+        flush(self.progress)
 
 
 def _write_rejected(item, root: str, rows_per_part: int):

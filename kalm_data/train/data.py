@@ -9,6 +9,16 @@ kept (KaLM's code raised KeyError on it), a row without positives is dropped and
 When no usable row remains (empty shards, or every row dropped), ``load_rows`` raises
 ``NoTrainingRowsError`` (a ``ValueError``) naming the folders, before any model is loaded.
 
+Shards are read through the schema curate writes them with: ``READ_SCHEMA`` is the
+``READ_FIELDS`` subset of ``to_arrow_schema(TrainingExample)`` (the same function the writer
+uses, committed as ``schemas/training_example.arrow.txt``), so there is no second list of column
+types to keep in step. A shard must hold every one of these columns with a readable type (the
+written type, or one of its family that Arrow casts to it: see ``kalm_data.arrow_schema``);
+otherwise ``read_shard`` raises ``ShardSchemaError`` (a ``ValueError``) naming the file and each
+missing or mistyped column (found from the file's footer, before its data is read) or the column
+with a value that does not fit (an integer overflow, say). Null values are allowed and handled
+per row as above. Other columns of the shard are not read.
+
 Shards are decoded without Arrow's thread pool (``use_threads=False``): a threaded
 ``read_table`` on a Python file object can leave pool work behind that aborts the interpreter at
 exit with ``terminate called without an active exception`` (apache/arrow#33975, #34314), which a
@@ -20,11 +30,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
+from kalm_data.arrow_schema import conform, read_problems, select_fields, to_arrow_schema
 from kalm_data.errors import UsageError
+from kalm_data.records import TrainingExample
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
+#: The ``TrainingExample`` fields the trainer reads, in this order.
+READ_FIELDS = (
     "id",
     "task",
     "task_type",
@@ -36,10 +51,20 @@ COLUMNS = (
     "negative_scores",
 )
 
+#: The schema shards are read with: ``READ_FIELDS`` of the schema the writer writes. Built at
+#: import, so a field the writer does not write fails at once (``KeyError``).
+READ_SCHEMA: pa.Schema = select_fields(to_arrow_schema(TrainingExample), READ_FIELDS)
+
 
 class NoTrainingRowsError(UsageError, ValueError):
     """The data folders hold no usable training row (empty shards or rows all dropped); the
     command line prints it as one line."""
+
+
+class ShardSchemaError(UsageError, ValueError):
+    """A shard lacks a column of ``READ_SCHEMA`` or holds one with an unreadable type (a shard
+    written by another tool, say); the message names the file and every such column, on one
+    line."""
 
 
 @dataclass(slots=True)
@@ -98,16 +123,39 @@ def to_row(record: dict, task_from_path: str) -> TrainRow | None:
     )
 
 
-def read_shard(url: str) -> list[TrainRow]:
-    """The rows of one Parquet part (missing optional columns read as None)."""
+def _schema_error(url: str, problems: list[str]) -> ShardSchemaError:
+    return ShardSchemaError(
+        f"{url} is not a training shard the trainer can read: {'; '.join(problems)} (it reads "
+        f"the columns {list(READ_SCHEMA.names)} with the types of the TrainingExample schema, "
+        "schemas/training_example.arrow.txt, as kalm-data curate writes them)"
+    )
+
+
+def read_columns(url: str) -> pa.Table:
+    """The ``READ_SCHEMA`` columns of one Parquet part, cast to their ``READ_SCHEMA`` types.
+
+    Raises ``ShardSchemaError`` when a column is missing or of an unreadable type.
+    """
     import fsspec
     import pyarrow.parquet as pq
 
     with fsspec.open(url, "rb") as f:
-        table = pq.read_table(f, use_threads=False)  # no pool work left to abort the exit
-    table = table.select([c for c in COLUMNS if c in table.column_names])
+        problems = read_problems(pq.read_schema(f), READ_SCHEMA)  # the footer only
+        if problems:
+            raise _schema_error(url, problems)
+        f.seek(0)
+        # No pool work left to abort the exit (see the module docstring).
+        table = pq.read_table(f, columns=list(READ_SCHEMA.names), use_threads=False)
+    try:
+        return conform(table, READ_SCHEMA)
+    except ValueError as err:
+        raise _schema_error(url, [str(err)]) from err
+
+
+def read_shard(url: str) -> list[TrainRow]:
+    """The usable rows of one Parquet part (see the module docstring for what is dropped)."""
     task_from_path = url.rstrip("/").split("/")[-2]
-    rows = [to_row(r, task_from_path) for r in table.to_pylist()]
+    rows = [to_row(r, task_from_path) for r in read_columns(url).to_pylist()]
     if any(r is None for r in rows):
         log.warning("%s: %d rows without query or positive skipped", url, rows.count(None))
     return [r for r in rows if r is not None]
@@ -116,8 +164,9 @@ def read_shard(url: str) -> list[TrainRow]:
 def load_rows(paths: list[str]) -> list[TrainRow]:
     """Every usable row under ``paths``, sorted by (task, id, query).
 
-    Raises ``FileNotFoundError`` when a path has no shard and ``NoTrainingRowsError`` when the
-    shards hold no usable row.
+    Raises ``FileNotFoundError`` when a path has no shard, ``ShardSchemaError`` when a shard
+    lacks a column or holds one of the wrong type, and ``NoTrainingRowsError`` when the shards
+    hold no usable row.
     """
     rows: list[TrainRow] = []
     files = [url for path in paths for url in shard_files(path)]
