@@ -13,38 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import apache_beam as beam
 
-from kalm_data import reasons
-from kalm_data.beam import SplitRejected
-from kalm_data.beam.dedup import DedupAndMerge
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.read import ReadInputs
-from kalm_data.beam.validate import ValidateRowsFn
+from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
 from kalm_data.config import CurateConfig
-from kalm_data.text import normalize, text_key
-from kalm_data.validate import rejection
+from kalm_data.stage import Stage
+from kalm_data.stages.corpus import CorpusTexts
+from kalm_data.stages.dedup import DedupIds, MergeByQuery
+from kalm_data.stages.read import ReadErrors
+from kalm_data.stages.validate import Validate
 
 log = logging.getLogger(__name__)
-
-
-def _corpus_text(row, column: str):
-    """A corpus row -> (key, text), or its ``RejectedRecord``."""
-    payload = row.payload
-    if payload is None:
-        reason, _, detail = (row.error or "unreadable:").partition(":")
-        yield rejection(row, reasons.CORPUS, reason, detail)
-        return
-    value = payload.get(column)
-    text = normalize(value) if isinstance(value, str) else ""
-    if not text:
-        detail = f"field '{column}' is missing, not a string, or blank"
-        yield rejection(row, reasons.CORPUS, reasons.BLANK_FIELD, detail)
-        return
-    yield text_key(text), text
 
 
 def _with_vector(item):
@@ -61,30 +46,48 @@ def _write_count(count: int, path: str) -> str:
     return path
 
 
-def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, staging: str):
-    """Wire the curate pipeline into ``p``; outputs go under ``staging``."""
+def pair_stages(cfg: CurateConfig, teacher: str) -> list[Stage]:
+    """The stages every input row goes through, in order, before embedding and mining."""
     columns = {s.path: s.columns for s in cfg.inputs}
+    return [
+        ReadErrors(),
+        Validate(columns, cfg.max_chars, cfg.overlong, teacher),
+        DedupIds(),
+        MergeByQuery(),
+    ]
+
+
+def apply_stages(records, stages: list[Stage], progress: str | None):
+    """``records`` through each stage in turn -> (kept, [rejected of each stage])."""
+    rejected = []
+    for stage in stages:
+        records, dropped = records | stage.name >> ApplyStage(stage, progress)
+        rejected.append(dropped)
+    return records, rejected
+
+
+def build(
+    p: beam.Pipeline,
+    cfg: CurateConfig,
+    teacher: str,
+    fingerprint: str,
+    staging: str,
+    stages: list[Stage] | None = None,
+):
+    """Wire the curate pipeline into ``p``; outputs go under ``staging``. ``stages`` replaces
+    ``pair_stages(cfg, teacher)`` (to add a stage of your own)."""
+    stages = pair_stages(cfg, teacher) if stages is None else stages
+    corpus = CorpusTexts({s.path: s.columns.get("text", "text") for s in cfg.corpus})
+
     rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, progress=staging)
     count_file = (
         rows
         | "CountRows" >> beam.combiners.Count.Globally()
         | "WriteCount" >> beam.Map(_write_count, f"{staging}/_counts/read.json")
     )
-    pairs, invalid = (
-        rows
-        | "Validate"
-        >> beam.ParDo(ValidateRowsFn(columns, cfg.max_chars, cfg.overlong, teacher, staging))
-        | "SplitValid" >> SplitRejected()
-    )
-    examples, duplicates = pairs | "Dedup" >> DedupAndMerge(progress=staging)
-
-    corpus_columns = {s.path: s.columns.get("text", "text") for s in cfg.corpus}
-    corpus_texts, corpus_rejected = (
-        p
-        | "ReadCorpus" >> ReadInputs(cfg.corpus)
-        | "CorpusTexts" >> beam.FlatMap(lambda r: _corpus_text(r, corpus_columns[r.source_file]))
-        | "SplitCorpus" >> SplitRejected()
-    )
+    examples, dropped = apply_stages(rows, stages, staging)
+    corpus_rows = p | "ReadCorpus" >> ReadInputs(cfg.corpus)
+    corpus_texts, corpus_dropped = corpus_rows | corpus.name >> ApplyStage(corpus, staging)
     keyed_texts = (
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
@@ -99,7 +102,7 @@ def build(p: beam.Pipeline, cfg: CurateConfig, teacher: str, fingerprint: str, s
     shard_files = kept | "WriteShards" >> beam.ParDo(
         WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
     )
-    rejected = (invalid, duplicates, filtered, corpus_rejected) | "AllRejected" >> beam.Flatten()
+    rejected = (*dropped, filtered, corpus_dropped) | "AllRejected" >> beam.Flatten()
     rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
     # One sink that depends on every output, applied last: Beam's Dask runner computes only the
     # graph of the last transform of the pipeline.
@@ -181,7 +184,6 @@ def _run_pipeline(pipeline, cfg: CurateConfig, tick=None):
 def _log_path(output: str) -> str:
     """``OUTPUT/logs/curate-<UTC time>.log`` (a local temporary file for a remote output)."""
     import tempfile
-    import time
 
     import fsspec
 
@@ -209,6 +211,7 @@ def run(
     test_pipeline=None,
     overwrite: bool = False,
     verbose: bool = False,
+    stages: list[Stage] | None = None,
 ) -> dict:
     """Run ``curate`` end to end and return the manifest (also written to OUTPUT/manifest.json).
 
@@ -224,7 +227,7 @@ def run(
     from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
     from kalm_data.errors import UsageError
     from kalm_data.harness.console import quiet_console
-    from kalm_data.harness.progress import ProgressDisplay
+    from kalm_data.harness.progress import ProgressDisplay, read_timings
     from kalm_data.writers.commit import (
         check_writable,
         clear_staging,
@@ -245,6 +248,7 @@ def run(
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
     check_writable(cfg.output)
+    started = time.monotonic()
     with OutputLock(cfg.output):
         replaced = replaceable_files(cfg.output, overwrite)
         staging = staging_dir(cfg.output)
@@ -254,7 +258,7 @@ def run(
         log_path = _log_path(cfg.output)
         with quiet_console(log_path, verbose) as console:
             pipeline = test_pipeline or beam.Pipeline(options=options)
-            build(pipeline, cfg, teacher, fingerprint, staging)
+            build(pipeline, cfg, teacher, fingerprint, staging, stages)
             display = ProgressDisplay(staging, console)
             try:
                 result = _run_pipeline(pipeline, cfg, display.tick)
@@ -270,6 +274,7 @@ def run(
             inputs,
             {"teacher": teacher, "fingerprint": fingerprint},
             _metrics(result),
+            {**read_timings(staging), "total": round(time.monotonic() - started, 3)},
         )
         if not manifest["counts"]["balanced"]:
             log.error(

@@ -145,11 +145,10 @@ def _import_beam_quietly() -> None:
         logging.disable(logging.NOTSET)
 
 
-def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+def prepare(args: argparse.Namespace, beam_args: list[str]) -> CurateConfig:
+    """The run's config from parsed flags; ``UsageError`` for unknown flags or no output."""
     _import_beam_quietly()
     from kalm_data.beam_options import check_beam_args
-    from kalm_data.curate import run
-    from kalm_data.writers.manifest import format_funnel
 
     try:
         check_beam_args(beam_args, own_flags(args.parser))
@@ -163,6 +162,21 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
         cfg = cfg.model_copy(update={"inputs": [InputSpec(path=x) for x in sample_inputs()]})
     if not cfg.output:
         raise UsageError("--output DIR is required")
+    return cfg
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``kalm-data curate`` flags -> (parsed flags, Beam pipeline options)."""
+    from kalm_data.cli import _build_parser
+
+    return _build_parser().parse_known_args(["curate", *argv])
+
+
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from kalm_data.curate import run
+    from kalm_data.writers.manifest import format_funnel
+
+    cfg = prepare(args, beam_args)
     manifest = run(cfg, beam_args, overwrite=args.overwrite, verbose=args.verbose)
     print(format_funnel(manifest))
     if not manifest["counts"]["balanced"]:

@@ -22,16 +22,9 @@ def _order(pairs: list[InputPair]) -> list[InputPair]:
 
 
 def _reject(pair: InputPair, reason: str, detail: str) -> RejectedRecord:
-    return RejectedRecord(
-        id=pair.id,
-        task=pair.task,
-        stage=reasons.DEDUP,
-        reason=reason,
-        detail=f"{pair.source_file}:{pair.source_row}: {detail}",
-        source_file=pair.source_file,
-        source_row=pair.source_row,
-        record=pair.model_dump_json(),
-    )
+    from kalm_data.stage import rejected_record
+
+    return rejected_record(reasons.DEDUP, pair, reason, detail)
 
 
 def _content(pair: InputPair) -> tuple:

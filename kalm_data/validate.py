@@ -7,7 +7,6 @@ normalised (``kalm_data.text.normalize``) here, once, so every later stage sees 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -132,25 +131,6 @@ def raw_id(row: RawRow, columns: dict[str, str]) -> str | None:
     return str(value).strip() or None
 
 
-def rejection(
-    row: RawRow, stage: str, reason: str, detail: str, id: str | None = None
-) -> RejectedRecord:
-    """A ``RejectedRecord`` for a raw row; ``detail`` is prefixed with ``file:row``."""
-    record = (
-        row.raw if row.payload is None else json.dumps(row.payload, ensure_ascii=False, default=str)
-    )
-    return RejectedRecord(
-        id=id,
-        task=row.task,
-        stage=stage,
-        reason=reason,
-        detail=f"{row.source_file}:{row.source_row}: {detail}",
-        source_file=row.source_file,
-        source_row=row.source_row,
-        record=record or "",
-    )
-
-
 def validate_row(
     row: RawRow,
     columns: dict[str, str],
@@ -158,21 +138,13 @@ def validate_row(
     too_long: Callable[[str], bool] | None = None,
 ) -> InputPair | RejectedRecord:
     """Validate one raw row. ``too_long(text)`` (optional) flags texts over the teacher's limit."""
-    if row.payload is None:
-        reason, _, detail = (row.error or "unreadable: no payload").partition(":")
-        return rejection(row, reasons.READ, reason.strip(), detail.strip())
-    try:
-        pair = parse_pair(row, columns, max_chars)
-    except Invalid as e:
-        return rejection(row, reasons.VALIDATE, e.reason, str(e), id=raw_id(row, columns))
-    if too_long is not None:
-        for field, text in [("query", pair.query), *(("positive", p) for p in pair.positives)]:
-            if too_long(text):
-                return rejection(
-                    row,
-                    reasons.VALIDATE,
-                    reasons.OVER_TEACHER_LIMIT,
-                    f"field '{field}' is longer than the teacher's max tokens (overlong=reject)",
-                    id=pair.id,
-                )
-    return pair
+    from kalm_data.stages.read import ReadErrors
+    from kalm_data.stages.validate import Validate
+
+    (parsed,) = ReadErrors().process(row)
+    if isinstance(parsed, RejectedRecord):
+        return parsed
+    stage = Validate({row.source_file: columns}, max_chars)
+    stage._too_long = too_long
+    (result,) = stage.process(row)
+    return result

@@ -7,16 +7,16 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from kalm_data import reasons
-from kalm_data.beam import SplitRejected
-from kalm_data.beam.dedup import DedupAndMerge
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
-from kalm_data.beam.validate import ValidateRowsFn
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
 from kalm_data.config import CurateConfig
 from kalm_data.embed.cache import EmbeddingCache
 from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
 from kalm_data.records import InputPair, RawRow, RejectedRecord
+from kalm_data.stages.dedup import DedupIds, MergeByQuery
+from kalm_data.stages.read import ReadErrors
+from kalm_data.stages.validate import Validate
 from kalm_data.text import text_key
 
 
@@ -35,6 +35,20 @@ def pair(id, q, p, n):
     return InputPair(id=id, task="t", query=q, positives=[p], source_file="f", source_row=n)
 
 
+class ApplyStages(beam.PTransform):
+    """records -> (kept, rejected) through ``stages``, as ``curate.build`` chains them."""
+
+    def __init__(self, stages):
+        super().__init__()
+        self.stages = stages
+
+    def expand(self, records):
+        from kalm_data.curate import apply_stages
+
+        kept, rejected = apply_stages(records, self.stages, None)
+        return kept, tuple(rejected) | beam.Flatten()
+
+
 def reason_of(r):
     return (r.source_row, r.reason)
 
@@ -46,12 +60,7 @@ def test_validate_stage_splits_rows():
         raw(3, error="malformed_json: bad"),
     ]
     with TestPipeline() as p:
-        pairs, rejected = (
-            p
-            | beam.Create(rows)
-            | beam.ParDo(ValidateRowsFn({}, 1000, "truncate", "unused"))
-            | SplitRejected()
-        )
+        pairs, rejected = p | beam.Create(rows) | ApplyStages([ReadErrors(), Validate({}, 1000)])
         assert_that(pairs | beam.Map(lambda x: x.query), equal_to(["a"]), label="pairs")
         assert_that(
             rejected | beam.Map(reason_of),
@@ -69,7 +78,7 @@ def test_dedup_stage_merges_and_rejects():
         pair("d", "r", "z", 5),
     ]
     with TestPipeline() as p:
-        examples, rejected = p | beam.Create(pairs) | DedupAndMerge()
+        examples, rejected = p | beam.Create(pairs) | ApplyStages([DedupIds(), MergeByQuery()])
         assert_that(
             examples | beam.Map(lambda e: (e.query, tuple(e.positives))),
             equal_to([("q", ("x", "y")), ("r", ("z",))]),

@@ -14,7 +14,8 @@ def test_counts_of_every_worker_process_are_summed(tmp_path):
     progress.report(root, "validate", kept=990, rejected=10)
     progress.flush(root)
     # another worker process's file, as a worker on another host would write it
-    (tmp_path / "_progress" / "other-host-42.json").write_text(json.dumps({"read.rows": 500}))
+    other = {"counts": {"read.rows": 500}, "times": {"read": [0.0, 1.0]}}
+    (tmp_path / "_progress" / "other-host-42.json").write_text(json.dumps(other))
     (tmp_path / "_progress" / "torn.json").write_text('{"read.rows": ')  # mid-replace: skipped
     assert progress.read_totals(root) == {
         "read.rows": 1500,
@@ -28,13 +29,13 @@ def test_status_line_shows_stages_rate_and_time_left():
         "read.rows": 23372,
         "validate.kept": 23360,
         "validate.rejected": 12,
-        "dedup.examples": 22994,
+        "merge.kept": 22994,
         "embed.planned": 45856,
         "embed.encoded": 10000,
         "embed.cached": 856,
     }
     line = progress.status_line(totals, 125.0, rate=100.0)
-    assert line.startswith("[2m05s]  read 23,372  valid 23,360 (12 rejected)  examples 22,994")
+    assert line.startswith("[2m05s]  read 23,372  valid 23,360 (12 rejected)  unique 22,994")
     # (45,856 - 10,856) texts left at 100/s = 350 s
     assert "embed 10,856/45,856 (100/s, ~5m50s left)" in line
 

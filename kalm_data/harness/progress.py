@@ -28,11 +28,14 @@ class _Reporter:
     def __init__(self, root: str):
         self.path = f"{root.rstrip('/')}/_progress/{socket.gethostname()}-{os.getpid()}.json"
         self.counts: dict[str, int] = {}
+        self.times: dict[str, list[float]] = {}  # stage -> [first, last] report (epoch s)
         self.lock = threading.Lock()
         self.written = 0.0
 
     def add(self, stage: str, counts: dict[str, int]) -> None:
         with self.lock:
+            now = time.time()
+            self.times.setdefault(stage, [now, now])[1] = now
             for name, n in counts.items():
                 key = f"{stage}.{name}"
                 self.counts[key] = self.counts.get(key, 0) + int(n)
@@ -47,7 +50,7 @@ class _Reporter:
         from kalm_data.writers.manifest import write_json
 
         with contextlib.suppress(OSError):  # progress is best effort: never fail a run on it
-            write_json(dict(self.counts), self.path)
+            write_json({"counts": self.counts, "times": self.times}, self.path)
         self.written = time.monotonic()
 
 
@@ -70,25 +73,43 @@ def flush(root: str | None) -> None:
         _reporter(root).flush()
 
 
-def read_totals(root: str) -> dict[str, int]:
-    """The counts of every worker process, summed."""
+def _files(root: str) -> list[dict]:
     import fsspec
 
     fs, base = fsspec.core.url_to_fs(f"{root.rstrip('/')}/_progress")
-    totals: dict[str, int] = {}
     try:
         paths = fs.glob(f"{base}/*.json")
     except OSError:
-        return totals
+        return []
+    out = []
     for path in paths:
         try:
             with fs.open(path, "r") as f:
-                counts = json.load(f)
+                data = json.load(f)
         except (OSError, ValueError):
             continue  # being replaced; next tick
-        for key, n in counts.items():
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+def read_totals(root: str) -> dict[str, int]:
+    """The counts of every worker process, summed."""
+    totals: dict[str, int] = {}
+    for data in _files(root):
+        for key, n in data.get("counts", {}).items():
             totals[key] = totals.get(key, 0) + int(n)
     return totals
+
+
+def read_timings(root: str) -> dict[str, float]:
+    """Seconds from each stage's first to its last report, over every worker process."""
+    spans: dict[str, list[float]] = {}
+    for data in _files(root):
+        for stage, (first, last) in data.get("times", {}).items():
+            span = spans.setdefault(stage, [first, last])
+            span[0], span[1] = min(span[0], first), max(span[1], last)
+    return {stage: round(last - first, 3) for stage, (first, last) in spans.items()}
 
 
 def _duration(seconds: float) -> str:
@@ -103,10 +124,10 @@ def status_line(totals: dict[str, int], elapsed: float, rate: float | None) -> s
     g = totals.get
     parts = [f"[{_duration(elapsed)}]", f"read {g('read.rows', 0):,}"]
     if "validate.kept" in totals or "validate.rejected" in totals:
-        bad = g("validate.rejected", 0)
+        bad = g("validate.rejected", 0) + g("read.rejected", 0)
         parts.append(f"valid {g('validate.kept', 0):,}" + (f" ({bad:,} rejected)" if bad else ""))
-    if "dedup.examples" in totals:
-        parts.append(f"examples {g('dedup.examples', 0):,}")
+    if "merge.kept" in totals:
+        parts.append(f"unique {g('merge.kept', 0):,}")
     planned, done = g("embed.planned", 0), g("embed.encoded", 0) + g("embed.cached", 0)
     if planned or done:
         text = f"embed {done:,}/{planned:,}" if planned else f"embed {done:,}"

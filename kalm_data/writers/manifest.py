@@ -76,11 +76,38 @@ def count_outputs(root: str) -> dict:
     return {"tasks": tasks, "rejected": rejected}
 
 
+def split_metrics(metrics: dict[str, int]) -> tuple[dict, dict]:
+    """Counters -> (per stage ``{"in", "out", "rejected": {reason: rows}}`` from the stage
+    shells' ``<stage>.in/.out/.rejected.<reason>``, the other counters)."""
+    stages: dict[str, dict] = {}
+    other: dict[str, int] = {}
+    for name, value in metrics.items():
+        stage, dot, what = name.partition(".")
+        if not dot:
+            other[name] = value
+            continue
+        entry = stages.setdefault(stage, {"in": 0, "out": 0, "rejected": {}})
+        if what.startswith("rejected."):
+            entry["rejected"][what.removeprefix("rejected.")] = value
+        else:
+            entry[what] = value
+    return stages, other
+
+
 def build_manifest(
-    root: str, rows_read: int, settings: dict, inputs: list[dict], teacher: dict, metrics: dict
+    root: str,
+    rows_read: int,
+    settings: dict,
+    inputs: list[dict],
+    teacher: dict,
+    metrics: dict,
+    timings: dict | None = None,
 ) -> dict:
-    """The manifest of the outputs under ``root`` (see module docstring)."""
+    """The manifest of the outputs under ``root`` (see module docstring). ``metrics`` are the
+    runner's counters (empty where it reports none, as on Dask); ``timings`` seconds per stage.
+    """
     out = count_outputs(root)
+    stages, other = split_metrics(metrics)
     corpus_rejected = out["rejected"].pop(CORPUS, {})
     kept = sum(t["rows"] for t in out["tasks"].values())
     rejected = sum(n for by_reason in out["rejected"].values() for n in by_reason.values())
@@ -98,7 +125,9 @@ def build_manifest(
             "corpus_rows_rejected": corpus_rejected,
         },
         "tasks": out["tasks"],
-        "mining": metrics,
+        "stages": stages,
+        "timings": timings or {},
+        "mining": other,
         "teacher": teacher,
         "inputs": inputs,
         "settings": settings,

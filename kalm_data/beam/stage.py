@@ -1,0 +1,87 @@
+"""The one Beam shell of every ``Stage`` (``kalm_data.stage``).
+
+``ApplyStage(stage)`` turns a PCollection of records into ``(kept, rejected)``: grouped stages
+are keyed and grouped first; every element goes through ``stage.process``; rows are counted
+through ``Metrics`` (``<stage>.in``, ``<stage>.out``, ``<stage>.rejected.<reason>``) and the
+progress display; and an element whose outputs do not account for its input rows fails the run
+(a stage must never let a record vanish).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from kalm_data.beam import NAMESPACE, SplitRejected
+from kalm_data.harness.progress import flush, report
+from kalm_data.records import RejectedRecord
+from kalm_data.stage import Stage, rows_of
+
+
+class LostRecords(RuntimeError):
+    """A stage's outputs do not account for its input rows: a bug in the stage."""
+
+
+class StageFn(beam.DoFn):
+    """Runs one stage on each element; counts and checks rows (see module docstring)."""
+
+    def __init__(self, stage: Stage, progress: str | None = None):
+        self.stage = stage
+        self.progress = progress
+
+    def setup(self):
+        self.stage.setup()
+        name = self.stage.name
+        self.rows_in = Metrics.counter(NAMESPACE, f"{name}.in")
+        self.rows_out = Metrics.counter(NAMESPACE, f"{name}.out")
+
+    def _rows_in(self, element) -> int:
+        if self.stage.grouped:
+            return sum(rows_of(r) for r in element[1])
+        return rows_of(element)
+
+    def process(self, element):
+        name, expected = self.stage.name, self._rows_in(element)
+        self.rows_in.inc(expected)
+        outputs = list(self.stage.process(element))
+        kept = rejected = 0
+        for out in outputs:
+            if isinstance(out, RejectedRecord):
+                rejected += out.rows
+                Metrics.counter(NAMESPACE, f"{name}.rejected.{out.reason}").inc(out.rows)
+            else:
+                kept += rows_of(out)
+        if kept + rejected != expected:
+            raise LostRecords(
+                f"stage {name!r} was given {expected} row(s) and accounted for "
+                f"{kept + rejected} ({kept} kept, {rejected} rejected)"
+            )
+        self.rows_out.inc(kept)
+        report(self.progress, name, kept=kept, rejected=rejected)
+        yield from outputs
+
+    def finish_bundle(self):
+        flush(self.progress)
+
+
+class ApplyStage(beam.PTransform):
+    """records -> (kept records, ``RejectedRecord``s) through ``stage``."""
+
+    def __init__(self, stage: Stage, progress: str | None = None):
+        super().__init__()
+        self.stage = stage
+        self.progress = progress
+
+    def expand(self, records):
+        if self.stage.grouped:
+            records = (
+                records
+                | "Key" >> beam.Map(lambda r, stage: (stage.key(r), r), self.stage)
+                | "Group" >> beam.GroupByKey()
+                | "Materialise" >> beam.MapTuple(lambda k, rs: (k, list(rs)))
+            )
+        return (
+            records
+            | "Process" >> beam.ParDo(StageFn(self.stage, self.progress))
+            | "Split" >> SplitRejected()
+        )

@@ -1,0 +1,1 @@
+"""The stages of the pipelines, one per file (the contract: ``kalm_data.stage``)."""
