@@ -10,10 +10,7 @@ commits the outputs and writes the manifest. Both are used by ``kalm-data curate
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
 
 import apache_beam as beam
 
@@ -23,6 +20,7 @@ from kalm_data.beam.read import ReadInputs
 from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
 from kalm_data.config import CurateConfig
+from kalm_data.harness.run import count_read
 from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
 from kalm_data.stages.dedup import DedupIds, MergeByQuery
@@ -37,13 +35,6 @@ def _with_vector(item):
     texts, vectors = list(grouped["text"]), list(grouped["vector"])
     if texts and vectors:
         yield key, texts[0], vectors[0]
-
-
-def _write_count(count: int, path: str) -> str:
-    from kalm_data.writers.manifest import write_json
-
-    write_json({"rows_read": count}, path)
-    return path
 
 
 def pair_stages(cfg: CurateConfig, teacher: str) -> list[Stage]:
@@ -80,11 +71,7 @@ def build(
     corpus = CorpusTexts({s.path: s.columns.get("text", "text") for s in cfg.corpus})
 
     rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, progress=staging)
-    count_file = (
-        rows
-        | "CountRows" >> beam.combiners.Count.Globally()
-        | "WriteCount" >> beam.Map(_write_count, f"{staging}/_counts/read.json")
-    )
+    count_file = count_read(rows, staging)
     examples, dropped = apply_stages(rows, stages, staging)
     corpus_rows = p | "ReadCorpus" >> ReadInputs(cfg.corpus)
     corpus_texts, corpus_dropped = corpus_rows | corpus.name >> ApplyStage(corpus, staging)
@@ -113,33 +100,6 @@ def build(
     )
 
 
-def _metrics(result) -> dict:
-    """Counter values of namespace kalm_data, where the runner reports them."""
-    from apache_beam.metrics.metric import MetricsFilter
-
-    try:
-        counters = result.metrics().query(MetricsFilter().with_namespace("kalm_data"))["counters"]
-    except (AttributeError, NotImplementedError, KeyError):
-        return {}
-    out: dict[str, int] = {}
-    for c in counters:
-        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(
-            c.committed or c.attempted or 0
-        )
-    return dict(sorted(out.items()))
-
-
-def default_beam_args(beam_args: list[str]) -> list[str]:
-    """With no runner flags: the DirectRunner with one worker process per core (each teacher
-    on one thread: the fastest layout on CPU, and the same bits as any other)."""
-    if any(a.startswith(("--runner", "--direct_")) for a in beam_args):
-        return beam_args
-    workers = os.cpu_count() or 1
-    if workers == 1:
-        return beam_args
-    return [*beam_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-
-
 def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
     """Check what can be checked before anything is written (``UsageError`` otherwise): every
     input and corpus file exists, is whole and has the columns it needs, and the teacher is a
@@ -151,58 +111,6 @@ def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
     infos = [check_input(spec) for spec in cfg.inputs] + [check_corpus(s) for s in cfg.corpus]
     entries = [{"path": i.path, "task": i.task, "fingerprint": i.fingerprint} for i in infos]
     return entries
-
-
-def _rows_read(staging: str) -> int:
-    import fsspec
-
-    with fsspec.open(f"{staging}/_counts/read.json", "r") as f:
-        return int(json.load(f)["rows_read"])
-
-
-def _run_pipeline(pipeline, cfg: CurateConfig, tick=None):
-    """Run ``pipeline`` to the end; a failure becomes ``RunFailed`` naming its root cause, an
-    interrupt ``Interrupted`` saying what was kept."""
-    from kalm_data.beam.runner import run_interruptibly
-    from kalm_data.errors import Interrupted, RunFailed, root_cause
-
-    try:
-        return run_interruptibly(pipeline, tick)
-    except KeyboardInterrupt as e:
-        raise Interrupted(
-            f"interrupted: {cfg.output} is unchanged; finished embeddings are kept in "
-            f"{cfg.cache_dir} and the next run reuses them"
-        ) from e
-    except Exception as e:
-        log.debug("pipeline failed", exc_info=True)
-        raise RunFailed(
-            f"the pipeline failed: {root_cause(e)}; {cfg.output} is unchanged "
-            "(run with -v for the traceback)"
-        ) from e
-
-
-def _log_path(output: str) -> str:
-    """``OUTPUT/logs/curate-<UTC time>.log`` (a local temporary file for a remote output)."""
-    import tempfile
-
-    import fsspec
-
-    name = f"curate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
-    fs, root = fsspec.core.url_to_fs(output)
-    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        return os.path.join(tempfile.mkdtemp(prefix="kalm-data-logs-"), name)
-    return os.path.join(root, "logs", name)
-
-
-def _keep_log(log_path: str, output: str) -> str:
-    """Where the log ends up: a temporary one (remote output) is copied to ``OUTPUT/logs/``."""
-    if "kalm-data-logs-" not in log_path:
-        return log_path
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(output)
-    fs.put_file(log_path, f"{root.rstrip('/')}/logs/{os.path.basename(log_path)}")
-    return f"{output.rstrip('/')}/logs/{os.path.basename(log_path)}"
 
 
 def run(
@@ -221,23 +129,10 @@ def run(
     ``OUTPUT/.kalm-data/staging`` for inspection, and returns a manifest with
     ``counts.balanced`` false.
     """
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     from kalm_data.embed.cache import default_cache_dir
     from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
     from kalm_data.errors import UsageError
-    from kalm_data.harness.console import quiet_console
-    from kalm_data.harness.progress import ProgressDisplay, read_timings
-    from kalm_data.writers.commit import (
-        check_writable,
-        clear_staging,
-        commit,
-        finish,
-        replaceable_files,
-        staging_dir,
-    )
-    from kalm_data.writers.lock import OutputLock
-    from kalm_data.writers.manifest import build_manifest, write_json
+    from kalm_data.harness.run import Job, execute
 
     if not cfg.inputs:
         raise UsageError("curate needs at least one input (--input PATH)")
@@ -247,44 +142,13 @@ def run(
     inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
-    check_writable(cfg.output)
-    started = time.monotonic()
-    with OutputLock(cfg.output):
-        replaced = replaceable_files(cfg.output, overwrite)
-        staging = staging_dir(cfg.output)
-        clear_staging(cfg.output)
-
-        options = PipelineOptions(default_beam_args(beam_args or []))
-        log_path = _log_path(cfg.output)
-        with quiet_console(log_path, verbose) as console:
-            pipeline = test_pipeline or beam.Pipeline(options=options)
-            build(pipeline, cfg, teacher, fingerprint, staging, stages)
-            display = ProgressDisplay(staging, console)
-            try:
-                result = _run_pipeline(pipeline, cfg, display.tick)
-            finally:
-                display.close()
-        if not verbose:
-            log.info("logs: %s", _keep_log(log_path, cfg.output))
-
-        manifest = build_manifest(
-            staging,
-            _rows_read(staging),
-            cfg.model_dump(),
-            inputs,
-            {"teacher": teacher, "fingerprint": fingerprint},
-            _metrics(result),
-            {**read_timings(staging), "total": round(time.monotonic() - started, 3)},
-        )
-        if not manifest["counts"]["balanced"]:
-            log.error(
-                "rows read != kept + rejected: nothing committed; %s is unchanged and the "
-                "staged output is in %s",
-                cfg.output,
-                staging,
-            )
-            return manifest
-        manifest["files"] = commit(cfg.output, replaced)
-        write_json(manifest, f"{cfg.output.rstrip('/')}/manifest.json")
-        finish(cfg.output)
-    return manifest
+    job = Job(
+        command="curate",
+        output=cfg.output,
+        settings=cfg.model_dump(),
+        inputs=inputs,
+        build=lambda p, staging: build(p, cfg, teacher, fingerprint, staging, stages),
+        sections={"teacher": {"teacher": teacher, "fingerprint": fingerprint}},
+        kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir} and reused",
+    )
+    return execute(job, beam_args, test_pipeline, overwrite, verbose)

@@ -173,10 +173,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    cfg = prepare(args, beam_args)
     from kalm_data.curate import run
     from kalm_data.writers.manifest import format_funnel
 
-    cfg = prepare(args, beam_args)
     manifest = run(cfg, beam_args, overwrite=args.overwrite, verbose=args.verbose)
     print(format_funnel(manifest))
     if not manifest["counts"]["balanced"]:

@@ -32,6 +32,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def outputs(out: Path) -> dict[str, bytes]:
+    """The run's outputs: every file but the lock/staging folder and the logs."""
+    return {k: v for k, v in snapshot(out).items() if not k.startswith((".kalm-data/", "logs/"))}
+
+
 def manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
@@ -131,20 +136,19 @@ def test_task_names_never_share_a_folder(tmp_path, cache):
 
 
 def test_an_unbalanced_run_never_commits(tmp_path, monkeypatch, capsys, pairs, cache):
-    import kalm_data.curate
+    import kalm_data.harness.run
 
     src = write_jsonl(tmp_path / "pairs.jsonl", pairs)
     out = tmp_path / "out"
     args = ["curate", "--input", str(src), "--output", str(out), "--cache-dir", str(cache), *SMALL]
     assert main(args) == 0
-    before = snapshot(out)
+    before = outputs(out)
     # Fault injection: one row "read" that no stage accounts for.
-    real = kalm_data.curate._rows_read
-    monkeypatch.setattr(kalm_data.curate, "_rows_read", lambda staging: real(staging) + 1)
+    real = kalm_data.harness.run._rows_read
+    monkeypatch.setattr(kalm_data.harness.run, "_rows_read", lambda staging: real(staging) + 1)
     assert main([*args, "--overwrite"]) == 1
     assert "UNBALANCED" in capsys.readouterr().out
-    after = snapshot(out)
-    assert {k: v for k, v in after.items() if not k.startswith(".kalm-data/")} == before
+    assert outputs(out) == before
     assert not (out / ".kalm-data" / "lock").exists()
     assert list((out / ".kalm-data" / "staging" / "data").glob("*/part-*.parquet"))
 
@@ -357,7 +361,7 @@ def test_ctrl_c_stops_a_run_keeps_the_previous_output_and_finished_embeddings(tm
     out, cache = tmp_path / "out", tmp_path / "cache"
     common = ["--output", str(out), "--cache-dir", str(cache), "--overwrite"]
     assert main(["curate", "--input", str(SAMPLE_DIR / "disflqa.jsonl.gz"), *common]) == 0
-    before = snapshot(out)
+    before = outputs(out)
 
     token = f"kalm-test-{uuid.uuid4().hex}"
     env = {**os.environ, "KALM_TEST_TOKEN": token}
@@ -376,8 +380,7 @@ def test_ctrl_c_stops_a_run_keeps_the_previous_output_and_finished_embeddings(tm
     assert "kalm-data curate: error: interrupted" in err and "Traceback" not in err
     time.sleep(1)
     assert _worker_pids(token) == []  # no worker process left running
-    after = snapshot(out)  # the interrupted run's partial staging is cleared by the next run
-    assert {k: v for k, v in after.items() if not k.startswith(".kalm-data/")} == before
+    assert outputs(out) == before  # its partial staging is cleared by the next run
 
     assert main(["curate", "--input", medquad, *common]) == 0
     assert manifest(out)["mining"]["texts_from_cache"] > 0  # the interrupted work was kept

@@ -99,7 +99,6 @@ def build_manifest(
     rows_read: int,
     settings: dict,
     inputs: list[dict],
-    teacher: dict,
     metrics: dict,
     timings: dict | None = None,
 ) -> dict:
@@ -128,7 +127,6 @@ def build_manifest(
         "stages": stages,
         "timings": timings or {},
         "mining": other,
-        "teacher": teacher,
         "inputs": inputs,
         "settings": settings,
         "versions": versions(),

@@ -1,0 +1,197 @@
+"""The run harness every pipeline uses: check, lock, stage, run, count, commit, manifest.
+
+``execute(job, beam_args)``:
+
+1. the output must be a writable folder that holds nothing kalm-data did not write
+   (``kalm_data.writers.commit``); it is locked for the run (``kalm_data.writers.lock``);
+2. the job's ``build`` wires the pipeline, writing only under the staging folder it is given,
+   with ``count_read`` on its input rows;
+3. the pipeline runs with a quiet console and the live progress display
+   (``kalm_data.harness.console``, ``kalm_data.harness.progress``); Ctrl-C stops it at once;
+4. the staged files are counted; only when rows read = rows kept + rows rejected is the output
+   committed and ``manifest.json`` (counts per stage and reason, settings, versions, input
+   fingerprints, counters, seconds per stage, the job's own sections) written last.
+
+It returns the manifest; ``counts.balanced`` false means nothing was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+READ_COUNT = "_counts/read.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a pipeline hands to the harness."""
+
+    command: str  # names the log file: OUTPUT/logs/<command>-<time>.log
+    output: str
+    settings: dict  # the validated config, as the manifest records it
+    inputs: list[dict]  # one entry per input: path, task, fingerprint
+    build: Callable  # build(pipeline, staging): wires the pipeline
+    sections: dict = field(default_factory=dict)  # more manifest sections, e.g. the teacher
+    kept_on_interrupt: str = ""  # what an interrupted run keeps, for its message
+
+
+def _write_count(count: int, path: str) -> str:
+    from kalm_data.writers.manifest import write_json
+
+    write_json({"rows_read": count}, path)
+    return path
+
+
+def count_read(rows, staging: str):
+    """Write how many input rows ``rows`` has (the funnel's top); returns the PCollection of
+    the file written, to feed the pipeline's final sink."""
+    import apache_beam as beam
+
+    return (
+        rows
+        | "CountRows" >> beam.combiners.Count.Globally()
+        | "WriteCount" >> beam.Map(_write_count, f"{staging}/{READ_COUNT}")
+    )
+
+
+def _rows_read(staging: str) -> int:
+    import fsspec
+
+    with fsspec.open(f"{staging}/{READ_COUNT}", "r") as f:
+        return int(json.load(f)["rows_read"])
+
+
+def default_beam_args(beam_args: list[str]) -> list[str]:
+    """With no runner flags: the DirectRunner with one worker process per core (each teacher
+    on one thread: the fastest layout on CPU, and the same bits as any other)."""
+    if any(a.startswith(("--runner", "--direct_")) for a in beam_args):
+        return beam_args
+    workers = os.cpu_count() or 1
+    if workers == 1:
+        return beam_args
+    return [*beam_args, f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+
+
+def metrics_of(result) -> dict:
+    """Counter values of namespace kalm_data, where the runner reports them."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    from kalm_data.beam import NAMESPACE
+
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except (AttributeError, NotImplementedError, KeyError):
+        return {}
+    out: dict[str, int] = {}
+    for c in counters:
+        name = c.key.metric.name
+        out[name] = out.get(name, 0) + int(c.committed or c.attempted or 0)
+    return dict(sorted(out.items()))
+
+
+def _run_pipeline(pipeline, job: Job, tick=None):
+    """Run ``pipeline`` to the end; a failure becomes ``RunFailed`` naming its root cause, an
+    interrupt ``Interrupted`` saying what was kept."""
+    from kalm_data.beam.runner import run_interruptibly
+    from kalm_data.errors import Interrupted, RunFailed, root_cause
+
+    try:
+        return run_interruptibly(pipeline, tick)
+    except KeyboardInterrupt as e:
+        raise Interrupted(f"interrupted: {job.output} is unchanged{job.kept_on_interrupt}") from e
+    except Exception as e:
+        log.debug("pipeline failed", exc_info=True)
+        raise RunFailed(
+            f"the pipeline failed: {root_cause(e)}; {job.output} is unchanged "
+            "(run with -v for the traceback)"
+        ) from e
+
+
+def _log_path(job: Job) -> str:
+    """``OUTPUT/logs/<command>-<UTC time>.log`` (a local temporary file for a remote output)."""
+    import tempfile
+
+    import fsspec
+
+    name = f"{job.command}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
+    fs, root = fsspec.core.url_to_fs(job.output)
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return os.path.join(tempfile.mkdtemp(prefix="kalm-data-logs-"), name)
+    return os.path.join(root, "logs", name)
+
+
+def _keep_log(log_path: str, output: str) -> str:
+    """Where the log ends up: a temporary one (remote output) is copied to ``OUTPUT/logs/``."""
+    if "kalm-data-logs-" not in log_path:
+        return log_path
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(output)
+    fs.put_file(log_path, f"{root.rstrip('/')}/logs/{os.path.basename(log_path)}")
+    return f"{output.rstrip('/')}/logs/{os.path.basename(log_path)}"
+
+
+def execute(
+    job: Job,
+    beam_args: list[str] | None = None,
+    test_pipeline=None,
+    overwrite: bool = False,
+    verbose: bool = False,
+) -> dict:
+    """Run ``job`` (see module docstring) and return its manifest."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from kalm_data.harness.console import quiet_console
+    from kalm_data.harness.progress import ProgressDisplay, read_timings
+    from kalm_data.writers import commit as out
+    from kalm_data.writers.lock import OutputLock
+    from kalm_data.writers.manifest import build_manifest, write_json
+
+    out.check_writable(job.output)
+    started = time.monotonic()
+    with OutputLock(job.output):
+        replaced = out.replaceable_files(job.output, overwrite)
+        staging = out.staging_dir(job.output)
+        out.clear_staging(job.output)
+        log_path = _log_path(job)
+        with quiet_console(log_path, verbose) as console:
+            options = PipelineOptions(default_beam_args(beam_args or []))
+            pipeline = test_pipeline or beam.Pipeline(options=options)
+            job.build(pipeline, staging)
+            display = ProgressDisplay(staging, console)
+            try:
+                result = _run_pipeline(pipeline, job, display.tick)
+            finally:
+                display.close()
+        if not verbose:
+            log.info("logs: %s", _keep_log(log_path, job.output))
+        timings = {**read_timings(staging), "total": round(time.monotonic() - started, 3)}
+        manifest = build_manifest(
+            staging,
+            _rows_read(staging),
+            job.settings,
+            job.inputs,
+            metrics_of(result),
+            timings,
+        )
+        manifest.update(job.sections)
+        if not manifest["counts"]["balanced"]:
+            log.error(
+                "rows read != kept + rejected: nothing committed; %s is unchanged and the "
+                "staged output is in %s",
+                job.output,
+                staging,
+            )
+            return manifest
+        manifest["files"] = out.commit(job.output, replaced)
+        write_json(manifest, f"{job.output.rstrip('/')}/manifest.json")
+        out.finish(job.output)
+    return manifest
