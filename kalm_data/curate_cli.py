@@ -13,6 +13,7 @@ the first group of inputs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 
 from kalm_data.config import CurateConfig, InputSpec
@@ -135,25 +136,29 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateCo
     return load_config(args.config, overrides)
 
 
-def _import_beam_quietly() -> None:
-    """Import Beam with logging off: its import warns about optional GCP clients
-    ("apitools not found") that a local run does not use."""
+@contextlib.contextmanager
+def _quiet_beam():
+    """Logging off while Beam loads: its imports announce optional GCP clients ("apitools not
+    found", "bigquery_storage_v1") that a local run does not use."""
     logging.disable(logging.WARNING)
     try:
-        import apache_beam  # noqa: F401
+        yield
     finally:
         logging.disable(logging.NOTSET)
 
 
 def prepare(args: argparse.Namespace, beam_args: list[str]) -> CurateConfig:
     """The run's config from parsed flags; ``UsageError`` for unknown flags or no output."""
-    _import_beam_quietly()
-    from kalm_data.beam_options import check_beam_args
+    with _quiet_beam():
+        import apache_beam  # noqa: F401
 
-    try:
-        check_beam_args(beam_args, own_flags(args.parser))
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+        from kalm_data.beam_options import check_beam_args
+
+        try:
+            check_beam_args(beam_args, own_flags(args.parser))
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        import kalm_data.curate  # noqa: F401  (the pipeline's modules: Beam's IO, loaded now)
     cfg = config_from_args(args, beam_args)
     if not cfg.inputs:
         from kalm_data.samples import sample_inputs

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -5,7 +7,8 @@ from kalm_data import reasons
 from kalm_data.config import CurateConfig
 from kalm_data.mining import consistency
 from kalm_data.mining.mine_task import mine_task
-from kalm_data.mining.negatives import DrawStats, draw
+from kalm_data.mining.negatives import DrawParams, DrawRequest, DrawStats, draw
+from kalm_data.mining.params import MiningParams
 from kalm_data.records import Example
 from kalm_data.text import text_key
 
@@ -39,25 +42,19 @@ def test_draw_respects_window_margin_near_duplicates_and_seed():
     cand_ids = np.array([1, 2, 3, 4, 5, 6, 7])
     cand_scores = np.array([0.9, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1], dtype=np.float32)
     stats = DrawStats()
-    args = dict(
-        pool=pool,
-        positive_ids=[0],
-        best_positive=0.6,
-        exclude={7},
-        n=2,
-        window=(1, 7),
-        margin=0.95,
-        near_duplicate=0.98,
-        seed=0,
-        example_id="e",
+    request = DrawRequest(
+        example_id="e", n=2, positive_ids=[0], best_positive=0.6, exclude=frozenset({7})
     )
+    params = DrawParams(window=(1, 7), margin=0.95, near_duplicate=0.98, seed=0)
+    args = dict(pool=pool, request=request, params=params)
     got = draw(cand_ids, cand_scores, stats=stats, **args)
     assert [g[0] for g in got] == sorted(g[0] for g in got)  # rank order
     assert {g[0] for g in got} <= {3, 4, 6}  # 1 outside window, 2 over margin, 5 dup, 7 excluded
     assert stats.skipped_margin == 1 and stats.skipped_near_duplicate == 1
     assert got == draw(cand_ids, cand_scores, stats=DrawStats(), **args)  # deterministic
     short = DrawStats()
-    assert len(draw(cand_ids, cand_scores, stats=short, **{**args, "n": 5})) == 3
+    five = {**args, "request": replace(request, n=5)}
+    assert len(draw(cand_ids, cand_scores, stats=short, **five)) == 3
     assert short.short == 1
 
 
@@ -86,7 +83,7 @@ def real_task(teacher):
 def test_mine_task_on_real_pairs(real_task):
     examples, vectors = real_task
     cfg = CurateConfig(window_start=10, window_end=40, num_negatives=5)
-    result = mine_task(examples, vectors, [], cfg, "minilm")
+    result = mine_task(examples, vectors, [], MiningParams.from_config(cfg), "minilm")
     assert len(result.kept) + len(result.rejected) == len(examples)
     assert len(result.kept) > 0.9 * len(examples)
     for row in result.kept:
@@ -102,8 +99,8 @@ def test_mine_task_on_real_pairs(real_task):
 def test_mine_task_is_order_independent_and_swaps_are_caught(real_task):
     examples, vectors = real_task
     cfg = CurateConfig(window_start=10, window_end=40, num_negatives=5)
-    a = mine_task(examples, vectors, [], cfg, "m")
-    b = mine_task(examples[::-1], vectors, [], cfg, "m")
+    a = mine_task(examples, vectors, [], MiningParams.from_config(cfg), "m")
+    b = mine_task(examples[::-1], vectors, [], MiningParams.from_config(cfg), "m")
     assert a.kept == b.kept
     # Swap the positives of 20 pairs: both rules must reject nearly all of them (k scaled to the
     # 400-text pool as 50 is to the ~23k of the full set would be < 1; use 10).
@@ -113,7 +110,8 @@ def test_mine_task_is_order_independent_and_swaps_are_caught(real_task):
         for i, e in enumerate(examples)
     ]
     for rule in ("kalm", "mutual"):
-        out = mine_task(swapped, vectors, [], cfg.model_copy(update={"filter_rule": rule}), "m")
+        params = MiningParams.from_config(cfg.model_copy(update={"filter_rule": rule}))
+        out = mine_task(swapped, vectors, [], params, "m")
         caught = {r.id for r in out.rejected} & {e.id for e in swapped[:20]}
         assert len(caught) >= 18, (rule, len(caught))
 
@@ -123,7 +121,7 @@ def test_positive_rank_is_exact_beyond_the_search_depth(real_task):
     cfg = CurateConfig(
         window_start=1, window_end=3, filter_k=2, filter_rule="none", num_negatives=1
     )
-    out = mine_task(examples, vectors, [], cfg, "m")
+    out = mine_task(examples, vectors, [], MiningParams.from_config(cfg), "m")
     keys = [text_key(e.positives[0]) for e in examples]
     for row in out.kept[:50]:
         q = vectors[text_key(row["query"])]

@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 
 from kalm_data.beam import NAMESPACE, SplitRejected
 from kalm_data.config import CurateConfig
+from kalm_data.mining.params import MiningParams
 from kalm_data.text import text_key
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,12 @@ def _fan_out(item):
 class MineTaskFn(beam.DoFn):
     """(task, {"examples", "vectors"}) -> (task, kept rows) and the ``RejectedRecord``s."""
 
-    def __init__(self, cfg_json: str, teacher: str):
-        self.cfg_json = cfg_json
+    def __init__(self, params: dict, teacher: str):
+        self.params_dict = params  # ``MiningParams.to_dict()``
         self.teacher = teacher
 
     def setup(self):
-        self.cfg = CurateConfig.model_validate_json(self.cfg_json)
+        self.params = MiningParams.from_dict(self.params_dict)
 
     def process(self, item, corpus):
         from kalm_data.mining.mine_task import mine_task
@@ -53,7 +54,7 @@ class MineTaskFn(beam.DoFn):
             return
         vectors = dict(grouped["vectors"])
         vectors.update((k, v) for k, _, v in corpus)
-        result = mine_task(examples, vectors, [t for _, t, _ in corpus], self.cfg, self.teacher)
+        result = mine_task(examples, vectors, [t for _, t, _ in corpus], self.params, self.teacher)
         s = result.stats
         for name, value in (
             ("negatives_skipped_margin", s.skipped_margin),
@@ -66,7 +67,7 @@ class MineTaskFn(beam.DoFn):
             task,
             len(result.kept),
             len(result.rejected),
-            self.cfg.filter_rule,
+            self.params.filter_rule,
         )
         yield task, result.kept
         yield from result.rejected
@@ -77,7 +78,7 @@ class MineTasks(beam.PTransform):
 
     def __init__(self, cfg: CurateConfig, teacher: str):
         super().__init__()
-        self.fn = MineTaskFn(cfg.model_dump_json(), teacher)
+        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher)
 
     def expand(self, inputs):
         examples, vectors, corpus = inputs

@@ -19,11 +19,24 @@ On qa_pairs_en with 10% of positives swapped (``benchmarks/filter_quality.py``):
 97.3% of swapped pairs and keeps 95.4% of clean ones; ``mutual`` rejects 95.9% and keeps 97.8%.
 Use ``kalm`` to reproduce the paper or where noise is worse than lost data, ``mutual`` by
 default, ``none`` to mine without filtering.
+
+``judge`` applies the configured rule to one ranked example as a filter step of its own: it
+returns the ``Ranked`` record unchanged when kept, or a ``RejectedRecord`` (stage ``filter``,
+reason ``inconsistent_ranking``) carrying the example, its positive scores and its ranks.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kalm_data import reasons
+from kalm_data.records import RejectedRecord
+
+if TYPE_CHECKING:
+    from kalm_data.mining.params import MiningParams
+    from kalm_data.mining.rank import Ranked
 
 
 @dataclass(frozen=True)
@@ -57,4 +70,41 @@ def explain(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.05)
         f"best positive scores {ranks.positive_score:.3f} (rank {ranks.positive_rank}), below "
         f"the candidate at rank {k} ({ranks.score_at_k:.3f}) minus {margin}; and the query ranks "
         f"{q} among the task's queries for the positive (mutual: needs < {query_k})"
+    )
+
+
+def judge(ranked: Ranked, params: MiningParams) -> Ranked | RejectedRecord:
+    """``ranked`` itself when ``params.filter_rule`` keeps it, else its rejection."""
+    rule = (
+        params.filter_rule,
+        ranked.ranks,
+        params.filter_k,
+        params.filter_query_k,
+        params.filter_margin,
+    )
+    if keep(*rule):
+        return ranked
+    return _rejection(ranked, explain(*rule))
+
+
+def _rejection(ranked: Ranked, detail: str) -> RejectedRecord:
+    """The filter's record of a dropped example: the example plus the scores that condemned it."""
+    e, ranks = ranked.example, ranked.ranks
+    record = e.model_dump()
+    record.update(
+        positive_scores=[float(s) for s in ranked.positive_scores],
+        positive_rank=ranks.positive_rank,
+        query_rank=ranks.query_rank,
+        score_at_k=ranks.score_at_k,
+    )
+    return RejectedRecord(
+        id=e.id,
+        task=e.task,
+        stage=reasons.FILTER,
+        reason=reasons.INCONSISTENT_RANKING,
+        detail=f"{e.source_file}:{e.source_rows[0]}: {detail}",
+        source_file=e.source_file,
+        source_row=e.source_rows[0],
+        rows=len(e.source_rows),
+        record=json.dumps(record, ensure_ascii=False),
     )

@@ -34,43 +34,74 @@ class DrawStats:
             self.counts[k] = self.counts.get(k, 0) + v
 
 
+@dataclass(frozen=True)
+class DrawParams:
+    """How negatives are drawn, the same for every example of a run."""
+
+    window: tuple[int, int]  # candidate ranks [start, end)
+    margin: float  # skip candidates scoring above margin x the best positive
+    near_duplicate: float  # skip candidates at least this close (cosine) to a positive
+    seed: int
+
+
+@dataclass(frozen=True)
+class DrawRequest:
+    """What one example needs: how many negatives, and what they must steer clear of."""
+
+    example_id: str  # seeds the example's RNG with ``DrawParams.seed``
+    n: int
+    positive_ids: list[int]  # pool ids
+    best_positive: float  # the best positive's score for the query
+    exclude: frozenset[int] = frozenset()  # pool ids never drawn (the given negatives)
+
+
 def draw(
     cand_ids: np.ndarray,
     cand_scores: np.ndarray,
     pool: np.ndarray,
-    positive_ids: list[int],
-    best_positive: float,
-    exclude: set[int],
-    n: int,
-    window: tuple[int, int],
-    margin: float,
-    near_duplicate: float,
-    seed: int,
-    example_id: str,
+    request: DrawRequest,
+    params: DrawParams,
     stats: DrawStats,
 ) -> list[tuple[int, float, int]]:
-    """(pool id, score, rank) of the drawn negatives, in rank order. See module docstring."""
-    start, end = window
+    """(pool id, score, rank) of the drawn negatives, in rank order. See module docstring.
+
+    ``cand_ids`` / ``cand_scores`` are the example's candidates in rank order, ``pool`` the
+    (n_pool, dim) vectors they index; ``stats`` is updated in place."""
+    start, end = params.window
     ids, scores = cand_ids[start:end], cand_scores[start:end]
     ranks = np.arange(start, start + len(ids))
-    ok = np.array([i not in exclude for i in ids], dtype=bool)
-    if best_positive > 0:
-        above = scores > margin * best_positive
-        stats.skipped_margin += int((above & ok).sum())
-        ok &= ~above
-    if ok.any() and positive_ids:
-        sims = np.einsum("nd,pd->np", pool[ids[ok]], pool[positive_ids])  # (n_ok, n_positives)
-        dup = np.zeros_like(ok)
-        dup[np.flatnonzero(ok)] = sims.max(axis=1) >= near_duplicate
-        stats.skipped_near_duplicate += int(dup.sum())
-        ok &= ~dup
+    ok = _eligible(ids, scores, pool, request, params, stats)
     eligible = np.flatnonzero(ok)
-    if n <= 0:
+    if request.n <= 0:
         return []
-    if len(eligible) < n:
+    if len(eligible) < request.n:
         stats.short += 1
         chosen = eligible
     else:
-        rng = np.random.default_rng(stable_seed(seed, example_id))
-        chosen = np.sort(rng.choice(eligible, size=n, replace=False))
+        rng = np.random.default_rng(stable_seed(params.seed, request.example_id))
+        chosen = np.sort(rng.choice(eligible, size=request.n, replace=False))
     return [(int(ids[c]), float(scores[c]), int(ranks[c])) for c in chosen]
+
+
+def _eligible(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    pool: np.ndarray,
+    request: DrawRequest,
+    params: DrawParams,
+    stats: DrawStats,
+) -> np.ndarray:
+    """(n_window,) bool: not excluded, within the margin, not a near-duplicate of a positive.
+    Counts the candidates each guard removes (excluded ones are not counted)."""
+    ok = np.array([i not in request.exclude for i in ids], dtype=bool)
+    if request.best_positive > 0:
+        above = scores > params.margin * request.best_positive
+        stats.skipped_margin += int((above & ok).sum())
+        ok &= ~above
+    if ok.any() and request.positive_ids:
+        sims = np.einsum("nd,pd->np", pool[ids[ok]], pool[request.positive_ids])  # (n_ok, n_pos)
+        dup = np.zeros_like(ok)
+        dup[np.flatnonzero(ok)] = sims.max(axis=1) >= params.near_duplicate
+        stats.skipped_near_duplicate += int(dup.sum())
+        ok &= ~dup
+    return ok
