@@ -85,7 +85,9 @@ def build(
         | "JoinCorpus" >> beam.CoGroupByKey()
         | "CorpusVectors" >> beam.FlatMap(_with_vector)
     )
-    kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(cfg, teacher)
+    kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(
+        cfg, teacher, staging
+    )
     shard_files = kept | "WriteShards" >> beam.ParDo(
         WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
     )

@@ -14,7 +14,9 @@ from apache_beam.metrics import Metrics
 
 from kalm_data.beam import NAMESPACE, SplitRejected
 from kalm_data.config import CurateConfig
+from kalm_data.harness.progress import flush, report
 from kalm_data.mining.params import MiningParams
+from kalm_data.records import RejectedRecord
 from kalm_data.text import text_key
 
 log = logging.getLogger(__name__)
@@ -38,23 +40,48 @@ def _fan_out(item):
 class MineTaskFn(beam.DoFn):
     """(task, {"examples", "vectors"}) -> (task, kept rows) and the ``RejectedRecord``s."""
 
-    def __init__(self, params: dict, teacher: str):
+    def __init__(self, params: dict, teacher: str, progress: str | None = None):
         self.params_dict = params  # ``MiningParams.to_dict()``
         self.teacher = teacher
+        self.progress = progress
 
     def setup(self):
+        from kalm_data.beam.stage import StageRunner
+        from kalm_data.stages.filter import RankingConsistency
+
         self.params = MiningParams.from_dict(self.params_dict)
+        self.filter = StageRunner(RankingConsistency(self.params), self.progress)
+        self.filter.setup()
+
+    def _mine(self, examples, vectors, corpus):
+        """``mine_task`` with its filter step run through the stage shell (counted)."""
+        from kalm_data.mining.assemble import assemble
+        from kalm_data.mining.mine_task import TaskResult
+        from kalm_data.mining.negatives import DrawStats
+        from kalm_data.mining.pool import build_pool
+        from kalm_data.mining.rank import rank_task
+
+        pool = build_pool(examples, vectors, corpus)
+        result = TaskResult([], [], DrawStats())
+        for ranked in rank_task(pool, self.params):
+            for out in self.filter(ranked):
+                if isinstance(out, RejectedRecord):
+                    result.rejected.append(out)
+                else:
+                    kept = assemble(out, pool, self.params, self.teacher, result.stats)
+                    result.kept.append(kept)
+        return result
 
     def process(self, item, corpus):
-        from kalm_data.mining.mine_task import mine_task
-
         task, grouped = item
         examples = list(grouped["examples"])
         if not examples:
             return
         vectors = dict(grouped["vectors"])
         vectors.update((k, v) for k, _, v in corpus)
-        result = mine_task(examples, vectors, [t for _, t, _ in corpus], self.params, self.teacher)
+        result = self._mine(examples, vectors, [t for _, t, _ in corpus])
+        report(self.progress, "mine", tasks=1, kept=len(result.kept))
+        flush(self.progress)
         s = result.stats
         for name, value in (
             ("negatives_skipped_margin", s.skipped_margin),
@@ -76,9 +103,9 @@ class MineTaskFn(beam.DoFn):
 class MineTasks(beam.PTransform):
     """Examples + (key, vector) + corpus [(key, text, vector)] -> (task, rows) and rejections."""
 
-    def __init__(self, cfg: CurateConfig, teacher: str):
+    def __init__(self, cfg: CurateConfig, teacher: str, progress: str | None = None):
         super().__init__()
-        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher)
+        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher, progress)
 
     def expand(self, inputs):
         examples, vectors, corpus = inputs

@@ -22,25 +22,26 @@ class LostRecords(RuntimeError):
     """A stage's outputs do not account for its input rows: a bug in the stage."""
 
 
-class StageFn(beam.DoFn):
-    """Runs one stage on each element; counts and checks rows (see module docstring)."""
+class StageRunner:
+    """Runs a stage on one element at a time: counts, checks and reports (module docstring).
+    ``StageFn`` uses it; so does a step that runs a stage inside a larger DoFn (mining)."""
 
     def __init__(self, stage: Stage, progress: str | None = None):
         self.stage = stage
         self.progress = progress
 
-    def setup(self):
+    def setup(self) -> None:
         self.stage.setup()
-        name = self.stage.name
-        self.rows_in = Metrics.counter(NAMESPACE, f"{name}.in")
-        self.rows_out = Metrics.counter(NAMESPACE, f"{name}.out")
+        self.rows_in = Metrics.counter(NAMESPACE, f"{self.stage.name}.in")
+        self.rows_out = Metrics.counter(NAMESPACE, f"{self.stage.name}.out")
 
     def _rows_in(self, element) -> int:
         if self.stage.grouped:
             return sum(rows_of(r) for r in element[1])
         return rows_of(element)
 
-    def process(self, element):
+    def __call__(self, element) -> list:
+        """The stage's outputs for ``element``; ``LostRecords`` if rows do not add up."""
         name, expected = self.stage.name, self._rows_in(element)
         self.rows_in.inc(expected)
         outputs = list(self.stage.process(element))
@@ -58,10 +59,23 @@ class StageFn(beam.DoFn):
             )
         self.rows_out.inc(kept)
         report(self.progress, name, kept=kept, rejected=rejected)
-        yield from outputs
+        return outputs
+
+
+class StageFn(beam.DoFn):
+    """The DoFn of ``ApplyStage``: one ``StageRunner`` per worker."""
+
+    def __init__(self, stage: Stage, progress: str | None = None):
+        self.runner = StageRunner(stage, progress)
+
+    def setup(self):
+        self.runner.setup()
+
+    def process(self, element):
+        yield from self.runner(element)
 
     def finish_bundle(self):
-        flush(self.progress)
+        flush(self.runner.progress)
 
 
 class ApplyStage(beam.PTransform):

@@ -137,6 +137,9 @@ def status_line(totals: dict[str, int], elapsed: float, rate: float | None) -> s
                 text += f", ~{_duration((planned - done) / rate)} left"
             text += ")"
         parts.append(text)
+    if "filter.kept" in totals or "filter.rejected" in totals:
+        bad = g("filter.rejected", 0)
+        parts.append(f"filter {g('filter.kept', 0):,}" + (f" ({bad:,} rejected)" if bad else ""))
     if "mine.tasks" in totals:
         parts.append(f"mined {g('mine.tasks', 0)} task(s): {g('mine.kept', 0):,} kept")
     if "write.rows" in totals:

@@ -27,11 +27,9 @@ reason ``inconsistent_ranking``) carrying the example, its positive scores and i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kalm_data import reasons
 from kalm_data.records import RejectedRecord
 
 if TYPE_CHECKING:
@@ -74,37 +72,9 @@ def explain(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.05)
 
 
 def judge(ranked: Ranked, params: MiningParams) -> Ranked | RejectedRecord:
-    """``ranked`` itself when ``params.filter_rule`` keeps it, else its rejection."""
-    rule = (
-        params.filter_rule,
-        ranked.ranks,
-        params.filter_k,
-        params.filter_query_k,
-        params.filter_margin,
-    )
-    if keep(*rule):
-        return ranked
-    return _rejection(ranked, explain(*rule))
+    """``ranked`` itself when ``params.filter_rule`` keeps it, else its rejection (the
+    ``filter`` stage, ``kalm_data.stages.filter``, applied to one example)."""
+    from kalm_data.stages.filter import RankingConsistency
 
-
-def _rejection(ranked: Ranked, detail: str) -> RejectedRecord:
-    """The filter's record of a dropped example: the example plus the scores that condemned it."""
-    e, ranks = ranked.example, ranked.ranks
-    record = e.model_dump()
-    record.update(
-        positive_scores=[float(s) for s in ranked.positive_scores],
-        positive_rank=ranks.positive_rank,
-        query_rank=ranks.query_rank,
-        score_at_k=ranks.score_at_k,
-    )
-    return RejectedRecord(
-        id=e.id,
-        task=e.task,
-        stage=reasons.FILTER,
-        reason=reasons.INCONSISTENT_RANKING,
-        detail=f"{e.source_file}:{e.source_rows[0]}: {detail}",
-        source_file=e.source_file,
-        source_row=e.source_rows[0],
-        rows=len(e.source_rows),
-        record=json.dumps(record, ensure_ascii=False),
-    )
+    (verdict,) = RankingConsistency(params).process(ranked)
+    return verdict

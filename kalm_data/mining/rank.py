@@ -38,6 +38,11 @@ class Ranked:
     cand_ids: np.ndarray  # (n_candidates,) pool ids in rank order, own texts removed
     cand_scores: np.ndarray  # (n_candidates,)
 
+    @property
+    def source_rows(self) -> list[int]:
+        """The input rows this example stands for (what the stage shell counts)."""
+        return self.example.source_rows
+
 
 def rank_task(pool: TaskPool, params: MiningParams) -> list[Ranked]:
     """A ``Ranked`` per example of ``pool``, in the pool's example order (see module docstring)."""
