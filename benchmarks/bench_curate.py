@@ -84,8 +84,9 @@ def st(rows: list[dict]) -> dict:
 
 def curate(path: str, limit: int | None, work: Path, precision: str, extra: list[str]) -> dict:
     """A cold run (fresh cache), then a re-run with other mining settings (all from cache)."""
-    from kalm_data.config import CurateConfig, InputSpec
-    from kalm_data.curate import run
+    from kalm_data.curate.config import CurateConfig
+    from kalm_data.curate.pipeline import run
+    from kalm_data.inputs import InputSpec
 
     src = path
     if limit:

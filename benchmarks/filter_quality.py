@@ -81,8 +81,9 @@ def main() -> None:
     )
     args = p.parse_args()
 
-    from kalm_data.config import CurateConfig, InputSpec
-    from kalm_data.curate import run
+    from kalm_data.curate.config import CurateConfig
+    from kalm_data.curate.pipeline import run
+    from kalm_data.inputs import InputSpec
 
     rows, swapped = swapped_rows(args.data, args.share, args.seed, args.limit, args.adjacent)
     work = Path(tempfile.mkdtemp(prefix="kalm-filter-"))

@@ -17,7 +17,7 @@ import threading
 
 def _build_parser() -> argparse.ArgumentParser:
     from kalm_data import __version__
-    from kalm_data.curate_cli import register as register_curate
+    from kalm_data.curate.cli import register as register_curate
     from kalm_data.train.cli import register as register_train
 
     parser = argparse.ArgumentParser(

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from kalm_data.arrow_schema import to_arrow_schema
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.records import SCHEMA_VERSION, InputPair, RejectedRecord, TrainingExample
 
 #: Models with a JSON Schema.

@@ -27,8 +27,8 @@ import sys
 def run(argv: list[str] | None = None, test_pipeline=None) -> dict:
     """Run curate with ``argv`` (curate flags and Beam options) and return the manifest.
     ``test_pipeline`` (a ``TestPipeline``) replaces the pipeline the options would make."""
-    from kalm_data.curate import run as run_curate
-    from kalm_data.curate_cli import parse, prepare
+    from kalm_data.curate.cli import parse, prepare
+    from kalm_data.curate.pipeline import run as run_curate
 
     args, beam_args = parse(sys.argv[1:] if argv is None else argv)
     cfg = prepare(args, beam_args)

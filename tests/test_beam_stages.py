@@ -10,7 +10,7 @@ from kalm_data import reasons
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.cache import EmbeddingCache
 from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
 from kalm_data.records import InputPair, RawRow, RejectedRecord
@@ -43,7 +43,7 @@ class ApplyStages(beam.PTransform):
         self.stages = stages
 
     def expand(self, records):
-        from kalm_data.curate import apply_stages
+        from kalm_data.curate.pipeline import apply_stages
 
         kept, rejected = apply_stages(records, self.stages, None)
         return kept, tuple(rejected) | beam.Flatten()

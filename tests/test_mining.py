@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kalm_data import reasons
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.mining import consistency
 from kalm_data.mining.mine_task import mine_task
 from kalm_data.mining.negatives import DrawParams, DrawRequest, DrawStats, draw

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.mining.assemble import assemble, draw_params
 from kalm_data.mining.consistency import judge
 from kalm_data.mining.mine_task import mine_task

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from kalm_data import reasons
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.mining.consistency import Ranks, explain, judge
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.rank import Ranked

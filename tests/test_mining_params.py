@@ -3,7 +3,7 @@ from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.mining.params import MiningParams
 
 

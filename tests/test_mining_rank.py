@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.pool import build_pool
 from kalm_data.mining.rank import rank_task

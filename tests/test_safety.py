@@ -155,7 +155,7 @@ def test_an_unbalanced_run_never_commits(tmp_path, monkeypatch, capsys, pairs, c
 
 def test_task_and_map_flags_belong_to_the_inputs_before_them():
     from kalm_data.cli import _build_parser
-    from kalm_data.curate_cli import config_from_args
+    from kalm_data.curate.cli import config_from_args
     from kalm_data.errors import UsageError
 
     def specs(*argv):

@@ -12,7 +12,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from kalm_data.beam.stage import ApplyStage
-from kalm_data.config import CurateConfig, InputSpec
+from kalm_data.curate.config import CurateConfig
+from kalm_data.inputs import InputSpec
 from kalm_data.records import InputPair, RawRow
 from kalm_data.stage import Stage
 
@@ -40,7 +41,8 @@ class ShortPositiveFilter(Stage):
 
 
 def test_a_new_stage_plugs_into_curate_with_its_rejections_counters_and_manifest(tmp_path):
-    from kalm_data.curate import pair_stages, run
+    from kalm_data.curate.pipeline import run
+    from kalm_data.curate.stages import pair_stages
     from kalm_data.embed.teacher import default_teacher
 
     rows = load_pairs(80, source="disfl")

@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from kalm_data.beam import NAMESPACE
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.buckets import encode_order, group_key
 from kalm_data.harness.progress import flush, report
 

@@ -13,7 +13,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from kalm_data.beam import NAMESPACE, SplitRejected
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
 from kalm_data.harness.progress import flush, report
 from kalm_data.mining.params import MiningParams
 from kalm_data.records import RejectedRecord

@@ -6,7 +6,7 @@ import logging
 
 import apache_beam as beam
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kalm_data.config import CurateConfig
+    from kalm_data.curate.config import CurateConfig
 
 
 @dataclass(frozen=True)

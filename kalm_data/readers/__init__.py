@@ -22,7 +22,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 from kalm_data.readers.common import sha256_file
 from kalm_data.readers.csv import read_csv
 from kalm_data.readers.hf import hf_fingerprint, read_hf

@@ -31,8 +31,8 @@ from typing import Any
 import fsspec
 from fsspec.utils import infer_compression
 
-from kalm_data.config import InputSpec
 from kalm_data.errors import UsageError
+from kalm_data.inputs import InputSpec
 from kalm_data.readers import detect_format, task_name
 from kalm_data.readers.columns import Peek, peek_csv, peek_jsonl, peek_parquet
 from kalm_data.readers.hf import dataset_fingerprint, load

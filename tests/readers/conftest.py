@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 from kalm_data.readers import read_rows
 from kalm_data.records import RawRow
 

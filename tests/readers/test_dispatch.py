@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 from kalm_data.readers import detect_format, fingerprint, task_name
 
 

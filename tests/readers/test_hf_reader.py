@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 from kalm_data.readers import fingerprint, read_rows
 
 

@@ -9,7 +9,7 @@ from itertools import islice
 
 import pytest
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 from kalm_data.readers import read_rows
 from kalm_data.readers.common import MAX_RAW_CHARS
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kalm_data.config import InputSpec
+from kalm_data.inputs import InputSpec
 from kalm_data.readers import fingerprint
 from kalm_data.readers.preflight import InputError, InputInfo, check_corpus, check_input
 

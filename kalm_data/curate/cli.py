@@ -16,8 +16,9 @@ import argparse
 import contextlib
 import logging
 
-from kalm_data.config import CurateConfig, InputSpec
+from kalm_data.curate.config import CurateConfig
 from kalm_data.errors import UsageError
+from kalm_data.inputs import InputSpec
 from kalm_data.settings import add_model_flags
 
 _SKIP = {"inputs", "corpus", "output"}
@@ -124,7 +125,7 @@ def own_flags(parser: argparse.ArgumentParser) -> list[str]:
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateConfig:
     """The validated config: defaults < --config file < flags."""
-    from kalm_data.config import load_config
+    from kalm_data.curate.config import load_config
 
     overrides = {n: getattr(args, n) for n in CurateConfig.model_fields if n not in _SKIP}
     inputs = input_groups(args.input_flags)
@@ -158,7 +159,7 @@ def prepare(args: argparse.Namespace, beam_args: list[str]) -> CurateConfig:
             check_beam_args(beam_args, own_flags(args.parser))
         except ValueError as e:
             raise UsageError(str(e)) from e
-        import kalm_data.curate  # noqa: F401  (the pipeline's modules: Beam's IO, loaded now)
+        import kalm_data.curate.pipeline  # noqa: F401  (the pipeline's modules: Beam's IO, loaded now)
     cfg = config_from_args(args, beam_args)
     if not cfg.inputs:
         from kalm_data.samples import sample_inputs
@@ -179,7 +180,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     cfg = prepare(args, beam_args)
-    from kalm_data.curate import run
+    from kalm_data.curate.pipeline import run
     from kalm_data.writers.manifest import format_funnel
 
     manifest = run(cfg, beam_args, overwrite=args.overwrite, verbose=args.verbose)

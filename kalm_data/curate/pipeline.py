@@ -19,13 +19,11 @@ from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.read import ReadInputs
 from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
-from kalm_data.config import CurateConfig
+from kalm_data.curate.config import CurateConfig
+from kalm_data.curate.stages import pair_stages
 from kalm_data.harness.run import count_read
 from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
-from kalm_data.stages.dedup import DedupIds, MergeByQuery
-from kalm_data.stages.read import ReadErrors
-from kalm_data.stages.validate import Validate
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +33,6 @@ def _with_vector(item):
     texts, vectors = list(grouped["text"]), list(grouped["vector"])
     if texts and vectors:
         yield key, texts[0], vectors[0]
-
-
-def pair_stages(cfg: CurateConfig, teacher: str) -> list[Stage]:
-    """The stages every input row goes through, in order, before embedding and mining."""
-    columns = {s.path: s.columns for s in cfg.inputs}
-    return [
-        ReadErrors(),
-        Validate(columns, cfg.max_chars, cfg.overlong, teacher),
-        DedupIds(),
-        MergeByQuery(),
-    ]
 
 
 def apply_stages(records, stages: list[Stage], progress: str | None):
