@@ -21,7 +21,7 @@ from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
 from kalm_data.curate.config import CurateConfig
 from kalm_data.curate.stages import pair_stages
-from kalm_data.harness.run import count_read
+from kalm_data.harness.run import count_read, finish_graph
 from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
 
@@ -80,13 +80,7 @@ def build(
     )
     rejected = (*dropped, filtered, corpus_dropped) | "AllRejected" >> beam.Flatten()
     rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
-    # One sink that depends on every output, applied last: Beam's Dask runner computes only the
-    # graph of the last transform of the pipeline.
-    _ = (
-        (count_file, shard_files, rejected_files)
-        | "AllFiles" >> beam.Flatten()
-        | "Done" >> beam.combiners.Count.Globally()
-    )
+    finish_graph(count_file, shard_files, rejected_files)
 
 
 def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:

@@ -61,6 +61,15 @@ def count_read(rows, staging: str):
     )
 
 
+def finish_graph(*outputs):
+    """Join every output of the pipeline (the files each sink wrote) in one last transform:
+    Beam's Dask runner computes only the graph of the pipeline's last transform, so every
+    pipeline ends here."""
+    import apache_beam as beam
+
+    return outputs | "AllFiles" >> beam.Flatten() | "Done" >> beam.combiners.Count.Globally()
+
+
 def _rows_read(staging: str) -> int:
     import fsspec
 
