@@ -77,7 +77,7 @@ def test_overwrite_replaces_only_files_of_an_earlier_kalm_data_output(
     run = [*base, "--input", str(a), "--task", "x", "--input", str(b), "--task", "y"]
     assert main(run) == 0
     first = manifest(out)
-    assert {i["path"]: i["task"] for i in first["inputs"]} == {str(a): "x", str(b): "y"}
+    assert {i["path"]: i["task"] for i in first["inputs"]} == {"a.jsonl": "x", "b.jsonl": "y"}
     assert set(first["tasks"]) == {"x", "y"}
     assert all((out / f).is_file() for f in first["files"])
 

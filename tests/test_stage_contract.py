@@ -76,7 +76,7 @@ def test_a_new_stage_plugs_into_curate_with_its_rejections_counters_and_manifest
     rejected = pq.read_table(next((tmp_path / "out" / "rejected" / "short_positive").glob("*")))
     got = rejected.to_pylist()
     assert len(got) == short and all(r["stage"] == "short_positive" for r in got)
-    assert all(r["detail"].startswith(f"{src}:") for r in got)
+    assert all(r["detail"].startswith(f"{src.name}:") for r in got)
     assert all(len(json.loads(r["record"])["positives"][0]) < min_chars for r in got)
 
 

@@ -70,6 +70,15 @@ class CurateConfig(BaseModel):
         default=10, gt=0, description="mutual: also keep if the query ranks < this among queries"
     )
     seed: int = 0
+    show_paths: bool = Field(
+        default=False,
+        description="record inputs, output, cache and teacher by their full local paths "
+        "(default: paths relative to --paths-root, else file names; the teacher by id or "
+        "folder name) in rows, rejected rows and the manifest",
+    )
+    paths_root: str | None = Field(
+        default=None, description="inputs under this folder are recorded relative to it; None = cwd"
+    )
     rows_per_shard: int = Field(default=100_000, gt=0)
     torch_threads: int = Field(
         default=1,

@@ -11,6 +11,7 @@ commits the outputs and writes the manifest. Both are used by ``kalm-data curate
 from __future__ import annotations
 
 import logging
+import os
 
 import apache_beam as beam
 
@@ -20,8 +21,9 @@ from kalm_data.beam.read import ReadInputs
 from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
 from kalm_data.curate.config import CurateConfig
-from kalm_data.curate.stages import pair_stages
+from kalm_data.curate.stages import pair_stages, recorded_names
 from kalm_data.harness.run import count_read, finish_graph
+from kalm_data.published import teacher_name
 from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
 
@@ -55,12 +57,13 @@ def build(
     """Wire the curate pipeline into ``p``; outputs go under ``staging``. ``stages`` replaces
     ``pair_stages(cfg, teacher)`` (to add a stage of your own)."""
     stages = pair_stages(cfg, teacher) if stages is None else stages
-    corpus = CorpusTexts({s.path: s.columns.get("text", "text") for s in cfg.corpus})
+    names = recorded_names(cfg)
+    corpus = CorpusTexts({names[s.path]: s.columns.get("text", "text") for s in cfg.corpus})
 
-    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, progress=staging)
+    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, staging, names)
     count_file = count_read(rows, staging)
     examples, dropped = apply_stages(rows, stages, staging)
-    corpus_rows = p | "ReadCorpus" >> ReadInputs(cfg.corpus)
+    corpus_rows = p | "ReadCorpus" >> ReadInputs(cfg.corpus, None, names)
     corpus_texts, corpus_dropped = corpus_rows | corpus.name >> ApplyStage(corpus, staging)
     keyed_texts = (
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
@@ -73,7 +76,7 @@ def build(
         | "CorpusVectors" >> beam.FlatMap(_with_vector)
     )
     kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(
-        cfg, teacher, staging
+        cfg, teacher_name(teacher, cfg.show_paths), staging
     )
     shard_files = kept | "WriteShards" >> beam.ParDo(
         WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
@@ -92,8 +95,25 @@ def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
 
     check_teacher(teacher)
     infos = [check_input(spec) for spec in cfg.inputs] + [check_corpus(s) for s in cfg.corpus]
-    entries = [{"path": i.path, "task": i.task, "fingerprint": i.fingerprint} for i in infos]
-    return entries
+    names = recorded_names(cfg)
+    return [{"path": names[i.path], "task": i.task, "fingerprint": i.fingerprint} for i in infos]
+
+
+def published_settings(cfg: CurateConfig, teacher: str) -> dict:
+    """The settings as the manifest records them: no local path unless ``show_paths``."""
+    settings = cfg.model_dump()
+    if cfg.show_paths:
+        return settings
+    names = recorded_names(cfg)
+    for key in ("inputs", "corpus"):
+        for spec in settings[key]:
+            spec["path"] = names[spec["path"]]
+    settings["output"] = os.path.basename(cfg.output.rstrip("/")) or cfg.output
+    settings["cache_dir"] = "(local)" if cfg.cache_dir else None
+    settings["teacher"] = teacher_name(teacher)
+    if settings["paths_root"]:
+        settings["paths_root"] = "(local)"
+    return settings
 
 
 def run(
@@ -128,10 +148,15 @@ def run(
     job = Job(
         command="curate",
         output=cfg.output,
-        settings=cfg.model_dump(),
+        settings=published_settings(cfg, teacher),
         inputs=inputs,
         build=lambda p, staging: build(p, cfg, teacher, fingerprint, staging, stages),
-        sections={"teacher": {"teacher": teacher, "fingerprint": fingerprint}},
+        sections={
+            "teacher": {
+                "teacher": teacher_name(teacher, cfg.show_paths),
+                "fingerprint": fingerprint,
+            }
+        },
         kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir} and reused",
     )
     return execute(job, beam_args, test_pipeline, overwrite, verbose)

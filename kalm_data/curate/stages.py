@@ -12,9 +12,18 @@ from kalm_data.stages.read import ReadErrors
 from kalm_data.stages.validate import Validate
 
 
+def recorded_names(cfg: CurateConfig) -> dict[str, str]:
+    """Input and corpus path -> the name rows and the manifest record (``kalm_data.published``)."""
+    from kalm_data.published import input_names
+
+    paths = [s.path for s in (*cfg.inputs, *cfg.corpus)]
+    return input_names(paths, cfg.paths_root, cfg.show_paths)
+
+
 def pair_stages(cfg: CurateConfig, teacher: str) -> list[Stage]:
     """The stages every input row goes through, in order, before embedding and mining."""
-    columns = {s.path: s.columns for s in cfg.inputs}
+    names = recorded_names(cfg)
+    columns = {names.get(s.path, s.path): s.columns for s in cfg.inputs}
     return [
         ReadErrors(),
         Validate(columns, cfg.max_chars, cfg.overlong, teacher),

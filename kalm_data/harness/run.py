@@ -160,6 +160,7 @@ def execute(
 
     from kalm_data.harness.console import quiet_console
     from kalm_data.harness.progress import ProgressDisplay, read_timings
+    from kalm_data.published import redact
     from kalm_data.writers import commit as out
     from kalm_data.writers.lock import OutputLock
     from kalm_data.writers.manifest import build_manifest, write_json
@@ -192,6 +193,7 @@ def execute(
             timings,
         )
         manifest.update(job.sections)
+        manifest = redact(manifest)
         if not manifest["counts"]["balanced"]:
             log.error(
                 "rows read != kept + rejected: nothing committed; %s is unchanged and the "
