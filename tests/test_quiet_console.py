@@ -6,16 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from realdata import load_pairs, write_jsonl
-
 
 def test_console_shows_progress_and_funnel_and_logs_go_to_the_output(tmp_path):
-    src = write_jsonl(tmp_path / "pairs.jsonl", load_pairs(200, source="disfl"))
+    """The README's first command, ``kalm-data curate --output out/``, on the shipped sample
+    with the default layout (two worker processes)."""
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "kalm_data.cli", "curate", "--input", str(src)]
-        + ["--output", str(out), "--cache-dir", str(tmp_path / "cache")]
-        + ["--window-start", "5", "--window-end", "30", "--filter-k", "10"],
+        [sys.executable, "-m", "kalm_data.cli", "curate"]
+        + ["--output", str(out), "--cache-dir", str(tmp_path / "cache")],
         capture_output=True,
         text=True,
     )
@@ -23,7 +21,7 @@ def test_console_shows_progress_and_funnel_and_logs_go_to_the_output(tmp_path):
     console = (proc.stdout + proc.stderr).splitlines()
     assert len(console) < 30, console
     assert not [line for line in console if "apache_beam" in line or "Worker:" in line]
-    assert any(line.startswith("[") and "read 200" in line for line in console)  # progress
+    assert any(line.startswith("[") and "read 1,000" in line for line in console)  # progress
     assert any(line.startswith("kept") for line in console)  # the funnel
     logs = list((out / "logs").glob("curate-*.log"))
     assert len(logs) == 1
