@@ -18,6 +18,7 @@ import threading
 
 def _build_parser() -> argparse.ArgumentParser:
     from kalm_data import __version__
+    from kalm_data.card.cli import register as register_card
     from kalm_data.curate.cli import register as register_curate
     from kalm_data.export.cli import register as register_export
     from kalm_data.train.cli import register as register_train
@@ -31,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_curate(sub)
     register_train(sub)
+    register_card(sub)
     register_export(sub)
     return parser
 

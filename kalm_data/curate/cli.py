@@ -188,4 +188,17 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not manifest["counts"]["balanced"]:
         return 1
     print(f"wrote {cfg.output} (manifest.json, data/, rejected/)")
+    _write_card(cfg.output)
     return 0
+
+
+def _write_card(output: str) -> None:
+    """The dataset card of a finished run (``kalm-data card``); a failure only warns: the data
+    is committed either way, and ``kalm-data card OUTPUT`` can be rerun."""
+    from kalm_data.card.cli import write_card
+    from kalm_data.errors import KalmDataError
+
+    try:
+        print(f"card: {write_card(output)}")
+    except (KalmDataError, OSError, ValueError) as e:
+        logging.getLogger(__name__).warning("no dataset card written: %s", e)
