@@ -91,3 +91,32 @@ def cap_negatives(row: TrainRow, n: int | None) -> tuple[list[str], list[float] 
     negatives = row.negatives if n is None else row.negatives[:n]
     scores = row.negative_scores
     return list(negatives), None if scores is None else list(scores[: len(negatives)])
+
+
+class JsonlListTarget:
+    """Shared by the JSONL targets whose lines hold lists (``pos``, ``neg``): one file per task,
+    ``--num-negatives`` a cap, one line per example; subclasses build the line."""
+
+    file_formats = ("jsonl",)
+    extra_names: tuple[str, ...] = ()
+
+    def plan(self, task, rows: RowSource, options: ExportOptions) -> TaskPlan:
+        n = options.num_negatives
+        return TaskPlan(
+            path=f"data/{task.folder}.jsonl",
+            info={"max_negatives": n},
+            settings={"negatives": n},
+        )
+
+    @staticmethod
+    def unusable(row: TrainRow, n: int | None) -> Drop | None:
+        """Why ``row`` cannot be a line (no positive; no negative while negatives are asked
+        for: both trainers divide by ``len(neg)``), or None."""
+        if not row.positives:
+            return Drop(NO_QUERY_OR_POSITIVE)
+        if not row.negatives and n != 0:
+            return Drop(NO_NEGATIVES)
+        return None
+
+    def extra_files(self, plans: dict[str, TaskPlan]) -> dict:
+        return {}

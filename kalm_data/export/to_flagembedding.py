@@ -37,17 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 from kalm_data.errors import UsageError
 from kalm_data.export.target import (
-    NO_NEGATIVES,
-    NO_QUERY_OR_POSITIVE,
     Drop,
-    ExportOptions,
-    RowSource,
+    JsonlListTarget,
     TaskPlan,
     cap_negatives,
 )
 
 if TYPE_CHECKING:
-    from kalm_data.export.source import SourceTask
     from kalm_data.train.data import TrainRow
 
 NO_SCORES = "no_scores"
@@ -75,27 +71,15 @@ def flag_type(task_type: str) -> str:
         ) from None
 
 
-class FlagEmbeddingTarget:
+class FlagEmbeddingTarget(JsonlListTarget):
     """``--to flagembedding`` (see the module docstring)."""
 
     name = "flagembedding"
-    file_formats = ("jsonl",)
-    extra_names: tuple[str, ...] = ()
-
-    def plan(self, task: SourceTask, rows: RowSource, options: ExportOptions) -> TaskPlan:
-        n = options.num_negatives
-        return TaskPlan(
-            path=f"data/{task.folder}.jsonl",
-            info={"max_negatives": n},
-            settings={"negatives": n},
-        )
 
     def convert(self, row: TrainRow, plan: TaskPlan) -> list[dict[str, Any]] | Drop:
         n = plan.settings["negatives"]
-        if not row.positives:
-            return Drop(NO_QUERY_OR_POSITIVE)
-        if not row.negatives and n != 0:
-            return Drop(NO_NEGATIVES)
+        if (drop := self.unusable(row, n)) is not None:
+            return drop
         negatives, neg_scores = cap_negatives(row, n)
         if row.positive_scores is None or neg_scores is None:
             return Drop(NO_SCORES)
@@ -109,9 +93,6 @@ class FlagEmbeddingTarget:
             "type": flag_type(row.task_type),
         }
         return [line]
-
-    def extra_files(self, plans: dict[str, TaskPlan]) -> dict[str, Any]:
-        return {}
 
     def load_hint(self, output: str) -> str:
         return (

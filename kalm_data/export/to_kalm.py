@@ -29,17 +29,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kalm_data.export.target import (
-    NO_NEGATIVES,
-    NO_QUERY_OR_POSITIVE,
     Drop,
-    ExportOptions,
-    RowSource,
+    JsonlListTarget,
     TaskPlan,
     cap_negatives,
 )
 
 if TYPE_CHECKING:
-    from kalm_data.export.source import SourceTask
     from kalm_data.train.data import TrainRow
 
 #: KaLM's query text with an instruction (their data/example.jsonl).
@@ -52,27 +48,15 @@ def kalm_query(query: str, instruction: str | None) -> str:
     return QUERY_TEMPLATE.format(instruction=instruction, query=query) if instruction else query
 
 
-class KalmTarget:
+class KalmTarget(JsonlListTarget):
     """``--to kalm`` (see the module docstring)."""
 
     name = "kalm"
-    file_formats = ("jsonl",)
-    extra_names: tuple[str, ...] = ()
-
-    def plan(self, task: SourceTask, rows: RowSource, options: ExportOptions) -> TaskPlan:
-        n = options.num_negatives
-        return TaskPlan(
-            path=f"data/{task.folder}.jsonl",
-            info={"max_negatives": n},
-            settings={"negatives": n},
-        )
 
     def convert(self, row: TrainRow, plan: TaskPlan) -> list[dict[str, Any]] | Drop:
         n = plan.settings["negatives"]
-        if not row.positives:
-            return Drop(NO_QUERY_OR_POSITIVE)
-        if not row.negatives and n != 0:
-            return Drop(NO_NEGATIVES)
+        if (drop := self.unusable(row, n)) is not None:
+            return drop
         negatives, _ = cap_negatives(row, n)
         line = {
             "query": kalm_query(row.query, row.instruction),
@@ -80,9 +64,6 @@ class KalmTarget:
             "neg": negatives,
         }
         return [line]
-
-    def extra_files(self, plans: dict[str, TaskPlan]) -> dict[str, Any]:
-        return {}
 
     def load_hint(self, output: str) -> str:
         return (
