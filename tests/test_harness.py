@@ -1,0 +1,24 @@
+"""Harness defaults: the local runner is named (Prism is never tried), one worker per core."""
+
+from __future__ import annotations
+
+import os
+
+from kalm_data.harness.run import LOCAL_RUNNER, default_beam_args
+
+
+def test_no_runner_means_the_local_fn_api_runner_with_one_worker_per_core():
+    args = default_beam_args([])
+    assert f"--runner={LOCAL_RUNNER}" in args
+    if (os.cpu_count() or 1) > 1:
+        assert "--direct_running_mode=multi_processing" in args
+
+
+def test_worker_flags_and_other_runners_are_left_as_given():
+    assert default_beam_args(["--direct_num_workers", "1"]) == [
+        "--direct_num_workers",
+        "1",
+        f"--runner={LOCAL_RUNNER}",
+    ]
+    dask = ["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]
+    assert default_beam_args(dask) == dask
