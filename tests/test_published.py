@@ -53,6 +53,7 @@ def test_redact_removes_secret_values_and_secret_keys_only(monkeypatch):
 
 
 def test_a_run_records_no_local_path_and_no_secret(tmp_path, monkeypatch):
+    """Rows, rejected rows, the manifest and the dataset card of a run with a token set."""
     secret = "hf_SECRETtoken0123456789"
     monkeypatch.setenv("HF_TOKEN", secret)
     src = write_jsonl(tmp_path / "inputs" / "pairs.jsonl", load_pairs(40, source="disfl"))
@@ -74,7 +75,7 @@ def test_a_run_records_no_local_path_and_no_secret(tmp_path, monkeypatch):
         )
         == 0
     )
-    published = [(out / "manifest.json").read_text()]
+    published = [(out / "manifest.json").read_text(), (out / "README.md").read_text()]
     for part in [*out.glob("data/*/*.parquet"), *out.glob("rejected/*/*.parquet")]:
         published.append(json.dumps(pq.read_table(part).to_pylist(), default=str))
     text = "\n".join(published)
