@@ -35,7 +35,8 @@ def default_shards(folder: Path, rows_per_task: int, negatives: int) -> str:
     """qa_pairs_en as task shards; negatives = positives of rows 1, 2, ... further on."""
     from kalm_data.arrow_schema import to_table
     from kalm_data.records import TrainingExample
-    from kalm_data.writers.parquet import safe_name, write_table
+    from kalm_data.writers.names import folder_name
+    from kalm_data.writers.parquet import write_table
 
     by_task: dict[str, list[dict]] = {t: [] for t in TASKS}
     with gzip.open(PAIRS, "rt", encoding="utf-8") as f:
@@ -58,7 +59,7 @@ def default_shards(folder: Path, rows_per_task: int, negatives: int) -> str:
                 ).model_dump()
             )  # fmt: skip
         write_table(
-            to_table(TrainingExample, examples), f"{folder}/data/{safe_name(task)}/part-0.parquet"
+            to_table(TrainingExample, examples), f"{folder}/data/{folder_name(task)}/part-0.parquet"
         )
     return str(folder)
 

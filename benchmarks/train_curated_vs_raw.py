@@ -30,7 +30,8 @@ def raw_shards(pairs_path: Path, folder: Path) -> str:
     """(query, positive) pairs as task shards (task = ``source``), without negatives."""
     from kalm_data.arrow_schema import to_table
     from kalm_data.records import TrainingExample
-    from kalm_data.writers.parquet import safe_name, write_table
+    from kalm_data.writers.names import folder_name
+    from kalm_data.writers.parquet import write_table
 
     by_task: dict[str, list[dict]] = {}
     with gzip.open(pairs_path, "rt", encoding="utf-8") as f:
@@ -45,7 +46,7 @@ def raw_shards(pairs_path: Path, folder: Path) -> str:
                 ).model_dump()
             )  # fmt: skip
     for task, rows in by_task.items():
-        path = f"{folder}/data/{safe_name(task)}/part-00000-of-00001.parquet"
+        path = f"{folder}/data/{folder_name(task)}/part-00000-of-00001.parquet"
         write_table(to_table(TrainingExample, rows), path)
     return str(folder)
 

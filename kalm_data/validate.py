@@ -144,7 +144,6 @@ def validate_row(
     (parsed,) = ReadErrors().process(row)
     if isinstance(parsed, RejectedRecord):
         return parsed
-    stage = Validate({row.source_file: columns}, max_chars)
-    stage._too_long = too_long
+    stage = Validate({row.source_file: columns}, max_chars, too_long=too_long)
     (result,) = stage.process(row)
     return result

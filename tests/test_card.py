@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from kalm_data.card.cli import register, write_card
+from kalm_data.card.cli import register
 from kalm_data.card.command import curate_command, public_name
 from kalm_data.card.front_matter import config_name, size_category
 from kalm_data.card.language import detect_language, resolve_languages
 from kalm_data.card.markdown import escape, truncate
 from kalm_data.card.stats import _list_max, describe
+from kalm_data.card.write import write_card
 from kalm_data.errors import UsageError
 
 from realdata import load_pairs, write_jsonl

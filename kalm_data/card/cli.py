@@ -12,19 +12,6 @@ from __future__ import annotations
 import argparse
 
 
-def write_card(
-    output_dir: str,
-    license: str | None = None,
-    languages: list[str] | None = None,
-    pretty_name: str | None = None,
-) -> str:
-    """Write the card of ``output_dir`` and return README.md's path
-    (``kalm_data.card.write.write_card``)."""
-    from kalm_data.card.write import write_card as write
-
-    return write(output_dir, license, languages, pretty_name)
-
-
 def register(sub) -> None:
     """Add the ``card`` subcommand to ``sub`` (an argparse subparsers object)."""
     p = sub.add_parser(
@@ -52,6 +39,8 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from kalm_data.card.write import write_card
+
     path = write_card(args.dir, args.license, args.language, args.name)
     print(f"wrote {path} and its charts in card/")
     return 0

@@ -195,7 +195,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _write_card(output: str) -> None:
     """The dataset card of a finished run (``kalm-data card``); a failure only warns: the data
     is committed either way, and ``kalm-data card OUTPUT`` can be rerun."""
-    from kalm_data.card.cli import write_card
+    from kalm_data.card.write import write_card
     from kalm_data.errors import KalmDataError
 
     try:

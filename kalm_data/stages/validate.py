@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 
 from kalm_data import reasons
@@ -24,7 +24,8 @@ class Reason(str, Enum):
 
 class Validate(Stage):
     """Settings: the column mapping per input file, ``max_chars``, and with
-    ``overlong="reject"`` the teacher whose tokenizer measures texts (loaded in ``setup``)."""
+    ``overlong="reject"`` the teacher whose tokenizer measures texts (loaded in ``setup``), or
+    a ``too_long(text)`` function given directly."""
 
     name = reasons.VALIDATE
     Reason = Reason
@@ -35,12 +36,13 @@ class Validate(Stage):
         max_chars: int,
         overlong: str = "truncate",
         teacher: str | None = None,
+        too_long: Callable[[str], bool] | None = None,
     ):
         self.columns_by_file = columns_by_file
         self.max_chars = max_chars
         self.overlong = overlong
         self.teacher = teacher
-        self._too_long = None
+        self._too_long = too_long  # given, or the teacher's tokenizer loaded in setup
 
     def setup(self) -> None:
         if self.overlong == "reject" and self._too_long is None:

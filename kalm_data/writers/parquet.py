@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from kalm_data.arrow_schema import to_table
-from kalm_data.writers.names import folder_name as safe_name  # noqa: F401 (old name)
 
 
 def write_table(table: pa.Table, path: str) -> None:

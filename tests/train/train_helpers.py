@@ -16,7 +16,7 @@ import torch
 
 from kalm_data.arrow_schema import to_table
 from kalm_data.records import TrainingExample
-from kalm_data.writers.parquet import safe_name
+from kalm_data.writers.names import folder_name
 
 #: (source, rows): unequal task sizes, so "drawn in proportion to size" is visible.
 SOURCES = (("medquad/1_CancerGov_QA", 60), ("disfl-qa/dev", 40), ("medquad/2_GARD_QA", 20))
@@ -67,7 +67,7 @@ def shard_rows(pairs: list[dict], negatives: int = NEGATIVES) -> list[dict]:
 def write_shards(root, rows_by_task: dict[str, list[dict]]):
     """Write each task's rows as one TrainingExample part; returns ``root``."""
     for task, rows in rows_by_task.items():
-        folder = root / "data" / safe_name(task)
+        folder = root / "data" / folder_name(task)
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(to_table(TrainingExample, rows), folder / "part-00000-of-00001.parquet")
     return root
