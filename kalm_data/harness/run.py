@@ -39,6 +39,8 @@ class Job:
     inputs: list[dict]  # one entry per input: path, task, fingerprint
     build: Callable  # build(pipeline, staging): wires the pipeline
     sections: dict = field(default_factory=dict)  # more manifest sections, e.g. the teacher
+    #: More sections computed from the staged output after the run (``report(staging)``).
+    report: Callable[[str], dict] | None = None
     kept_on_interrupt: str = ""  # what an interrupted run keeps, for its message
 
 
@@ -213,6 +215,8 @@ def execute(
             timings,
         )
         manifest.update(job.sections)
+        if job.report is not None:
+            manifest.update(job.report(staging))
         manifest = redact(manifest)
         if not manifest["counts"]["balanced"]:
             log.error(
