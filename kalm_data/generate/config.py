@@ -64,7 +64,11 @@ class GenerateConfig(BaseModel):
     )
     max_model_len: int | None = Field(default=None, description="vllm: context length cap")
     tensor_parallel_size: int = Field(default=1, gt=0, description="vllm: GPUs per engine")
+    enforce_eager: bool = Field(
+        default=False, description="vllm: no graph capture or compilation (quicker start)"
+    )
     dtype: str = Field(default="auto", description="vllm / transformers: weights dtype")
+    device: str = Field(default="cpu", description="transformers: torch device (cpu, cuda)")
     constrain: Literal["xgrammar", "none"] = Field(
         default="xgrammar", description="transformers: schema-constrained decoding"
     )

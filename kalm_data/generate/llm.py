@@ -15,12 +15,15 @@ Contract:
   batch at once calls it at the end), so a kill mid-batch loses no finished answer. ``name`` is the
   model as the manifest records it (no path, no secret). ``constrains`` says whether the
   backend enforces the JSON Schema while decoding (if not, answers are parsed and repaired).
+- ``model_name(model)``: the model as outputs record it (a hub id as is; a local or absolute
+  path by its folder name: no path reaches a manifest).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -96,3 +99,9 @@ class Backend(Protocol):
     def generate(
         self, requests: list[LLMRequest], on_answer: OnAnswer | None = None
     ) -> list[LLMResponse]: ...
+
+
+def model_name(model: str) -> str:
+    """See module docstring."""
+    path = os.path.normpath(os.path.expanduser(model))
+    return os.path.basename(path) if os.path.isabs(path) or os.path.exists(path) else model

@@ -8,8 +8,9 @@ Contract: ``parse_answer(response, model, constrained)`` returns ``(object, None
   even when the text happens to parse;
 - ``refusal``: no JSON and the text reads as a refusal ("I'm sorry, I can't ...");
 - ``malformed_json``: no JSON object could be read. Repairs applied first, only the safe ones: a
-  Markdown code fence around the JSON, and text before the first ``{`` or after the matching
-  ``}``. Nothing inside the JSON is ever rewritten;
+  Markdown code fence around the JSON, text before the first ``{`` or after the matching
+  ``}``, and raw control characters (a tab, a newline) inside strings, which some constrained
+  decoders let through. Nothing inside the JSON is ever rewritten;
 - ``empty_field``: a required string is empty or blank;
 - ``invalid_fields``: the JSON does not match the model (a missing key, a wrong type, a text
   over its length bound); the detail names the field.
@@ -54,13 +55,13 @@ def _json_object(text: str) -> dict | None:
     start = text.find("{")
     if start >= 0:
         try:
-            value, _ = json.JSONDecoder().raw_decode(text[start:])
+            value, _ = json.JSONDecoder(strict=False).raw_decode(text[start:])
             candidates.append(json.dumps(value))
         except ValueError:
             pass
     for candidate in candidates:
-        try:
-            value = json.loads(candidate)
+        try:  # strict=False: a raw tab or newline inside a string is read, not refused
+            value = json.loads(candidate, strict=False)
         except ValueError:
             continue
         if isinstance(value, dict):

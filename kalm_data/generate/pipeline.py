@@ -171,9 +171,9 @@ def build(
 
 def generator_name(spec: BackendSpec, show_paths: bool = False) -> str:
     """The model as outputs record it: a hub id as is, a local folder by its name."""
-    if show_paths or not os.path.exists(spec.model):
-        return spec.model
-    return os.path.basename(os.path.abspath(spec.model).rstrip("/"))
+    from kalm_data.generate.llm import model_name
+
+    return spec.model if show_paths else model_name(spec.model)
 
 
 def load_personas(cfg: GenerateConfig) -> tuple[list[Persona], dict]:

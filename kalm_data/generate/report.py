@@ -4,10 +4,11 @@ Contract: ``generation_report(staging)`` returns ``{"llm": ..., "diversity": ...
 
 - ``llm``: per stage (``brainstorm``, ``example``): requests, answered from the cache, errors,
   prompt and completion tokens (what was paid for, and what a rerun did not pay again);
-- ``diversity``: distinct task definitions, personas used, examples per task type and per
-  language, and the near-duplicate rate of generated queries: the share of queries whose word
-  3-gram Jaccard similarity with another query of the same output task is at least
-  ``NEAR_DUP_JACCARD`` (on a seeded sample of at most ``NEAR_DUP_SAMPLE`` queries per task).
+- ``diversity`` (of generate's pairs, or of synthesize's curated rows): distinct task
+  definitions, personas used, examples per task type and per language, and the near-duplicate
+  rate of generated queries: the share of queries whose word 3-gram Jaccard similarity with
+  another query of the same output task is at least ``NEAR_DUP_JACCARD`` (on a seeded sample of
+  at most ``NEAR_DUP_SAMPLE`` queries per task).
 """
 
 from __future__ import annotations
@@ -56,11 +57,16 @@ def _usage(fs, staging: str) -> dict:
 def _diversity(fs, staging: str) -> dict:
     import pyarrow.parquet as pq
 
-    columns = ["task", "task_type", "language", "instruction", "persona_id", "query"]
+    wanted = ["task", "task_type", "language", "instruction", "persona_id", "query"]
     rows: list[dict] = []
     for path in sorted(fs.glob(f"{staging}/data/*/part-*.parquet")):
         with fs.open(path, "rb") as f:
-            rows += pq.read_table(f, columns=columns).to_pylist()
+            names = pq.read_schema(f).names
+            f.seek(0)
+            rows += pq.read_table(f, columns=[c for c in wanted if c in names]).to_pylist()
+    for row in rows:  # curated shards (synthesize) name the language in the task only
+        row.setdefault("language", row["task"][len(row["task_type"]) + 1 :])
+        row.setdefault("persona_id", None)
     by_task: dict[str, list[str]] = {}
     for row in rows:
         by_task.setdefault(row["task"], []).append(row["query"])

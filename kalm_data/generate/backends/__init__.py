@@ -33,7 +33,9 @@ class BackendSpec(BaseModel):
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
     tensor_parallel_size: int = 1
+    enforce_eager: bool = False
     dtype: str = "auto"
+    device: str = "cpu"
     constrain: str = "xgrammar"
     batch_size: int = 64
 
@@ -56,6 +58,7 @@ def make_backend(spec: BackendSpec) -> Backend:
             max_model_len=spec.max_model_len,
             dtype=spec.dtype,
             tensor_parallel_size=spec.tensor_parallel_size,
+            engine_options={"enforce_eager": True} if spec.enforce_eager else None,
         )
     if spec.kind == "openai":
         from kalm_data.generate.backends.openai_server import OpenAIBackend
@@ -76,6 +79,10 @@ def make_backend(spec: BackendSpec) -> Backend:
         from kalm_data.generate.backends.hf import TransformersBackend
 
         return TransformersBackend(
-            spec.model, dtype=spec.dtype, constrain=spec.constrain, batch_size=spec.batch_size
+            spec.model,
+            device=spec.device,
+            dtype=spec.dtype,
+            constrain=spec.constrain,
+            batch_size=spec.batch_size,
         )
     raise ValueError(f"unknown LLM backend {spec.kind!r}; known: vllm, openai, transformers")

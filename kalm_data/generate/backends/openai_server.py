@@ -32,11 +32,10 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kalm_data.generate.llm import OnAnswer, LLMRequest, LLMResponse
+from kalm_data.generate.llm import LLMRequest, LLMResponse, OnAnswer, model_name
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class OpenAIBackend:
         if concurrency < 1 or max_retries < 0:
             raise ValueError("concurrency must be >= 1 and max_retries >= 0")
         self.model = model
-        self.name = _model_name(model)
+        self.name = model_name(model)
         self.base_url = base_url
         self.api_key_env = api_key_env
         self.concurrency = concurrency
@@ -279,12 +278,6 @@ def _error(request: LLMRequest, reason: str) -> LLMResponse:
 def _short(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _model_name(model: str) -> str:
-    """The manifest's name: the id, or the last component of an absolute server-side path."""
-    path = PurePosixPath(model)
-    return path.name if path.is_absolute() else model
 
 
 def _public_url(url: str) -> str:

