@@ -72,6 +72,11 @@ class GenerateConfig(BaseModel):
     constrain: Literal["xgrammar", "none"] = Field(
         default="xgrammar", description="transformers: schema-constrained decoding"
     )
+    accelerator: str | None = Field(
+        default=None,
+        description="Dataflow GPU resource hint of the LLM steps, e.g. "
+        "'type:nvidia-l4;count:1;install-nvidia-driver' (other steps stay on CPU workers)",
+    )
     llm_batch_size: int = Field(default=64, gt=0, description="requests per backend call")
     brainstorm_temperature: float = Field(default=1.0, ge=0)
     brainstorm_top_p: float = Field(default=1.0, gt=0, le=1)

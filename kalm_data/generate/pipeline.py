@@ -69,16 +69,27 @@ def _sum_tuples(values) -> tuple:
 
 class AskLLM(beam.PTransform):
     """(context, LLMRequest) -> (context, LLMResponse) through the cached backend; token
-    usage written to ``<staging>/_counts/llm-<stage>.json``. Output ``.usage`` is that file."""
+    usage written to ``<staging>/_counts/llm-<stage>.json`` (``.usage`` is that file). With an
+    ``accelerator`` (a Dataflow resource hint), only this step asks for GPU workers."""
 
-    def __init__(self, spec: BackendSpec, cache_dir: str | None, staging: str, stage: str):
+    def __init__(
+        self,
+        spec: BackendSpec,
+        cache_dir: str | None,
+        staging: str,
+        stage: str,
+        accelerator: str | None = None,
+    ):
         super().__init__()
         self.spec, self.cache_dir, self.staging, self.stage = spec, cache_dir, staging, stage
+        self.accelerator = accelerator
         self.usage = None
 
     def expand(self, requests):
-        handler = KeyedModelHandler(LLMHandler(self.spec, self.cache_dir))
-        answers = requests | "Ask" >> RunInference(handler) | "Unwrap" >> beam.Map(_unwrap)
+        ask = RunInference(KeyedModelHandler(LLMHandler(self.spec, self.cache_dir)))
+        if self.accelerator:  # Dataflow runs this step on GPU workers (right fitting)
+            ask = ask.with_resource_hints(accelerator=self.accelerator)
+        answers = requests | "Ask" >> ask | "Unwrap" >> beam.Map(_unwrap)
         self.usage = (
             answers
             | "Usage" >> beam.Map(_usage)
@@ -108,7 +119,7 @@ class GeneratedPairs(beam.PTransform):
     def expand(self, p):
         cfg, staging = self.cfg, self.staging
         cache_dir = cfg.llm_cache_dir
-        ask_brainstorm = AskLLM(self.spec, cache_dir, staging, "brainstorm")
+        ask_brainstorm = AskLLM(self.spec, cache_dir, staging, "brainstorm", cfg.accelerator)
         brainstorms = (
             p
             | "Brainstorms" >> beam.Create(plan.brainstorm_requests(self.personas, cfg))
@@ -123,7 +134,7 @@ class GeneratedPairs(beam.PTransform):
             DedupTasks(), staging
         )
         tasks = (brainstormed, fixed) | "AllTasks" >> beam.Flatten()
-        ask_example = AskLLM(self.spec, cache_dir, staging, "example")
+        ask_example = AskLLM(self.spec, cache_dir, staging, "example", cfg.accelerator)
         answers = tasks | "Jobs" >> beam.Map(_job_and_request, cfg) | "AskExample" >> ask_example
         pairs, bad = answers | "ParseExample" >> ApplyStage(ParseExample(self.generator), staging)
         pairs, duplicates = pairs | "DedupGenerated" >> ApplyStage(DedupGenerated(), staging)

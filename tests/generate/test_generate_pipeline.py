@@ -154,3 +154,36 @@ def test_a_killed_run_pays_again_only_for_unfinished_requests(tmp_path):
     assert llm["example"]["cached"] == 6
     paid = sum(s["requests"] - s["cached"] for s in llm.values())
     assert server.total_calls - sum(first.values()) == paid
+
+
+def test_each_failure_kind_lands_in_rejected_with_its_reason(tmp_path):
+    """Scripted server faults, one kind per example request, through the whole pipeline."""
+    from fake_openai import Fault
+
+    example = "Write one training example"
+    faults = [
+        Fault(status=500, times=2, match=example),  # 2 attempts (--max-retries 1): llm_error
+        Fault(malformed="html", match=example),  # not an API body: llm_error
+        Fault(finish_reason="length", match=example),  # truncated
+        Fault(content="I'm sorry, but I can't help with that request.", match=example),
+        Fault(content="Sure! Here is the example you asked for.", match=example),
+        Fault(
+            content='{"user_query": "", "positive_document": "x", "hard_negative_document": '
+            '"y", "S1": "", "S2": "b", "S3": "c"}',
+            match=example,
+        ),  # fmt: skip
+    ]
+    out = tmp_path / "out"
+    with FakeOpenAI() as server:
+        server.script(*faults)
+        assert _generate(server, out, "--task-types", "short-long", "sts") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["balanced"]
+    reasons = manifest["counts"]["rejected"]["example"]
+    assert reasons["llm_error"] == 2
+    for reason in ("truncated", "refusal", "malformed_json", "empty_field"):
+        assert reasons[reason] == 1, (reason, reasons)
+    rejected = _rows(out / "rejected")
+    refused = next(r for r in rejected if r["reason"] == "refusal")
+    assert "I'm sorry" in json.loads(refused["record"])["answer"]
+    assert manifest["llm"]["example"]["errors"] == 2
