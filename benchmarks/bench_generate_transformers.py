@@ -11,9 +11,13 @@ batch_size prompts of similar length, left-padded). Raw is what a user writes by
 ``TransformersBackend.generate(requests)`` (chat template, per-request seeded sampling, grammar
 mask, decoding, token counting). Without ``--model`` the tiny random chat Qwen2 is built from real
 texts; its forward pass is so cheap that the per-step overhead of both paths is what is measured.
-Each contender runs ``--repeats`` times after a warm-up, the two interleaved (the load of a
+A third contender, ``pipeline``, sends the same requests through generate's own Beam step
+(``AskLLM``: RunInference, the ModelHandler, batching, usage counting) on Beam's local runner,
+loading the model inside as a real run does (its load and the pipeline start-up are counted
+against it: use a larger ``-n`` to see them amortised). Each contender runs ``--repeats`` times
+after a warm-up, the two interleaved (the load of a
 shared machine drifts alike); the best run counts. Prints generated tokens/s of each and the
-ratio ours/raw (goal: >= 0.9).
+ratios ours/raw and pipeline/raw (goal: >= 0.9).
 """
 
 from __future__ import annotations
@@ -114,6 +118,27 @@ def run_ours(backend, requests) -> int:
     return sum(r.completion_tokens for r in responses)
 
 
+def run_pipeline(model: str, requests, batch_size: int, staging: str) -> int:
+    """The requests through generate's own Beam step (``AskLLM``: ``RunInference`` with the
+    backend's ``ModelHandler``, batching, usage counting) on Beam's local runner, one worker,
+    no cache; the model is loaded inside, as a real run does. Returns generated tokens."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from kalm_data.generate.backends import BackendSpec
+    from kalm_data.generate.pipeline import LLM_COUNTS, AskLLM
+    from kalm_data.harness.run import LOCAL_RUNNER
+
+    spec = BackendSpec(kind="transformers", model=model, batch_size=batch_size)
+    options = PipelineOptions([f"--runner={LOCAL_RUNNER}", "--direct_num_workers=1"])
+    with beam.Pipeline(options=options) as p:
+        _ = p | beam.Create([(r.id, r) for r in requests]) | AskLLM(spec, None, staging, "bench")
+    with open(f"{staging}/{LLM_COUNTS.format(stage='bench')}") as f:
+        usage = json.load(f)
+    assert usage["errors"] == 0, usage
+    return usage["completion_tokens"]
+
+
 def rates(contenders: dict, repeats: int) -> dict[str, tuple[float, int]]:
     """Best (tokens/s, tokens) of each contender, runs interleaved (load drifts alike)."""
     runs: dict[str, list[tuple[float, int]]] = {name: [] for name in contenders}
@@ -148,10 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         warm = requests[: args.batch_size]
         run_raw(backend, warm, args.batch_size)
         run_ours(backend, warm)
+        staging = str(Path(tmp) / "staging")
         found = rates(
             {
                 "raw": lambda: run_raw(backend, requests, args.batch_size),
                 "ours": lambda: run_ours(backend, requests),
+                "pipeline": lambda: run_pipeline(model, requests, args.batch_size, staging),
             },
             args.repeats,
         )
@@ -167,6 +194,12 @@ def main(argv: list[str] | None = None) -> None:
         f"TransformersBackend.generate  : {ours_tps:8.1f} generated tokens/s ({ours_tokens} tokens)"
     )
     print(f"ratio ours/raw                : {ours_tps / raw_tps:8.3f}  (goal >= 0.9)")
+    pipe_tps, pipe_tokens = found["pipeline"]
+    print(
+        f"generate's Beam step (AskLLM) : {pipe_tps:8.1f} generated tokens/s ({pipe_tokens} "
+        "tokens; model load and pipeline start-up included)"
+    )
+    print(f"ratio pipeline/raw            : {pipe_tps / raw_tps:8.3f}  (goal >= 0.9)")
 
 
 if __name__ == "__main__":

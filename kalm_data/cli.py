@@ -22,6 +22,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from kalm_data.curate.cli import register as register_curate
     from kalm_data.export.cli import register as register_export
     from kalm_data.generate.cli import register as register_generate
+    from kalm_data.synthesize.cli import register as register_synthesize
     from kalm_data.train.cli import register as register_train
 
     parser = argparse.ArgumentParser(
@@ -33,6 +34,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_curate(sub)
     register_generate(sub)
+    register_synthesize(sub)
     register_train(sub)
     register_card(sub)
     register_export(sub)

@@ -5,6 +5,9 @@ Contract (pure; input order does not matter, rows are sorted by (file, row) firs
   content is the same, ``duplicate_id`` when it differs.
 - ``merge_by_query``: rows sharing a normalised query become one ``Example`` whose positives and
   given negatives are the ordered unions; a row that adds no new positive is ``duplicate``.
+  The example's ``row_positives`` says which positives each kept row carries (a row that only
+  added negatives still carries its positives, first brought by an earlier row), so the
+  filter can judge and reject per positive and per row.
 Every input row ends in exactly one output: kept (listed in the example's ``source_rows``) or
 rejected.
 """
@@ -75,8 +78,17 @@ def merge_by_query(pairs: list[InputPair]) -> tuple[Example, list[RejectedRecord
         source_file=head.source_file,
         source_rows=[p.source_row for p in kept],
         source_ids=[p.id for p in kept],
+        row_positives=[_indices(p.positives, list(positives)) for p in kept],
+        persona_id=head.persona_id,
+        generator=head.generator,
     )
     return example, rejected
+
+
+def _indices(texts: list[str], positives: list[str]) -> list[int]:
+    """Indices into ``positives`` of ``texts`` (each in it), in the example's order."""
+    where = {p: i for i, p in enumerate(positives)}
+    return sorted({where[t] for t in texts})
 
 
 def example_json(example: Example) -> str:

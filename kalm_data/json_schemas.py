@@ -19,6 +19,8 @@ from pydantic import BaseModel
 
 from kalm_data.arrow_schema import to_arrow_schema
 from kalm_data.curate.config import CurateConfig
+from kalm_data.generate.config import GenerateConfig
+from kalm_data.generate.records import GeneratedPair
 from kalm_data.records import SCHEMA_VERSION, InputPair, RejectedRecord, TrainingExample
 
 #: Models with a JSON Schema.
@@ -27,12 +29,15 @@ MODELS: dict[str, type[BaseModel]] = {
     "rejected_record": RejectedRecord,
     "input_pair": InputPair,
     "curate_config": CurateConfig,
+    "generated_pair": GeneratedPair,
+    "generate_config": GenerateConfig,
 }
 
 #: Models written to Parquet, with an Arrow schema.
 ARROW_MODELS: dict[str, type[BaseModel]] = {
     "training_example": TrainingExample,
     "rejected_record": RejectedRecord,
+    "generated_pair": GeneratedPair,
 }
 
 

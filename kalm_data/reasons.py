@@ -6,7 +6,6 @@ READ = "read"
 VALIDATE = "validate"
 DEDUP = "dedup"
 FILTER = "filter"
-STAGES = (READ, VALIDATE, DEDUP, FILTER)
 CORPUS = "corpus"  # rows of the candidate corpus (not examples: counted apart)
 
 # read: the reader could not parse the row (prefixes of RawRow.error).
@@ -31,3 +30,26 @@ DUPLICATE_ID = "duplicate_id"
 
 # filter
 INCONSISTENT_RANKING = "inconsistent_ranking"
+
+# Quality stages after dedup (kalm_data.stages.neardup, kalm_data.stages.decontaminate).
+NEARDUP = "neardup"
+DECONTAMINATE = "decontaminate"
+MERGE = "merge"
+NEAR_DUPLICATE = "near_duplicate"
+CONTAMINATED = "contaminated"
+
+#: Curate's stages in funnel order (the card's table and chart follow it); generate's stages
+#: (brainstorm, tasks, example, duplicates) come first in a synthesize run.
+STAGES = (
+    "brainstorm",
+    "tasks",
+    "example",
+    "duplicates",
+    READ,
+    VALIDATE,
+    DEDUP,
+    DECONTAMINATE,
+    NEARDUP,
+    MERGE,
+    FILTER,
+)

@@ -8,16 +8,18 @@ Contract:
 - ``RejectedRecord``: a row or example that left the funnel, with the stage and the reason.
 
 The Arrow schemas (``kalm_data.arrow_schema``) and the JSON Schemas in ``schemas/`` are generated
-from these models; bump ``SCHEMA_VERSION`` when a written model changes.
+from these models; bump ``SCHEMA_VERSION`` when a written model changes. 1.1.0: the filter
+judges every positive (a training row keeps only its passing positives and the rows carrying
+them; a filter rejection is one input row).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 #: The six E5 task types (KaLM V1 / E5-mistral) plus "retrieval" for plain (query, passage) data.
 TASK_TYPES = (
@@ -65,10 +67,19 @@ class InputPair(BaseModel):
     task_type: str = "retrieval"
     source_file: str
     source_row: int
+    persona_id: str | None = Field(default=None, description="generated pairs: the persona")
+    generator: str | None = Field(default=None, description="generated pairs: the LLM")
 
 
 class Example(BaseModel):
-    """Input pairs of one task merged by query (several positives per query): the unit mined."""
+    """Input pairs of one task merged by query (several positives per query): the unit mined.
+
+    ``source_rows`` / ``source_ids`` list the input rows merged into it, and ``row_positives``
+    (aligned with them) the indices into ``positives`` of the positives each row carries, so
+    that a positive the filter condemns can be traced back to its row(s). Left empty, it is
+    filled for a one-row example (the row carries every positive); a several-row example must
+    give it. Every row carries at least one positive and every positive is carried by a row.
+    """
 
     id: str
     task: str
@@ -80,15 +91,45 @@ class Example(BaseModel):
     source_file: str
     source_rows: list[int]
     source_ids: list[str]
+    persona_id: str | None = None
+    generator: str | None = None
+    row_positives: list[list[int]] = Field(
+        default_factory=list,
+        description="per source row: indices into positives of the positives it carries",
+    )
+
+    @model_validator(mode="after")
+    def _check_row_positives(self) -> Example:
+        n_rows, n_pos = len(self.source_rows), len(self.positives)
+        if len(self.source_ids) != n_rows:
+            raise ValueError(f"{len(self.source_ids)} source_ids for {n_rows} source_rows")
+        if not self.row_positives and n_rows == 1:
+            self.row_positives = [list(range(n_pos))]
+        if len(self.row_positives) != n_rows:
+            raise ValueError(f"row_positives has {len(self.row_positives)} rows, not {n_rows}")
+        carried = {i for row in self.row_positives for i in row}
+        if any(not row for row in self.row_positives) or carried != set(range(n_pos)):
+            raise ValueError(
+                f"row_positives {self.row_positives} must give each row at least one of the "
+                f"{n_pos} positives and each positive a row"
+            )
+        return self
+
+    def positive_rows(self, i: int) -> list[int]:
+        """Positions (in ``source_rows``) of the rows that carry positive ``i``."""
+        return [j for j, row in enumerate(self.row_positives) if i in row]
 
 
 class TrainingExample(BaseModel):
     """A curated training example: one row of ``data/<task>/part-*.parquet``.
 
-    Scores are the teacher's cosine similarities to the query; ranks are 0-based among the task
-    pool with the example's own positives and the query's own text left out. ``positive_rank`` is
-    the rank of the best positive; ``query_rank`` is the rank of the example's query among all
-    the task's queries when searching with the best positive (the reverse direction).
+    ``positives`` are the ones the ranking-consistency filter kept (each positive is judged on
+    its own; ``source_rows`` / ``source_ids`` are the rows still carrying one). Scores are the
+    teacher's cosine similarities to the query, ``positive_scores`` aligned with ``positives``;
+    ranks are 0-based among the task pool with all of the example's own positives (kept or not)
+    and the query's own text left out. ``positive_rank`` is the rank of the best kept positive;
+    ``query_rank`` is the rank of the example's query among all the task's queries when
+    searching with that positive (the reverse direction).
     """
 
     schema_version: str = SCHEMA_VERSION

@@ -32,5 +32,16 @@ def test_merge_by_query_unions_positives_and_accounts_for_every_row():
     assert example.id == "a" and example.positives == ["x", "y"]
     assert example.negatives == []  # a given negative that is another row's positive is dropped
     assert example.source_rows == [1, 4] and example.source_ids == ["a", "b"]
+    assert example.row_positives == [[0], [1]]  # row 1 brought "x", row 4 "y"
     assert [(r.source_row, r.reason) for r in rejected] == [(7, reasons.DUPLICATE)]
     assert len(example.source_rows) + len(rejected) == len(rows)
+
+
+def test_row_positives_say_which_rows_carry_each_positive():
+    rows = [pair("a", "q", ["x", "y"], 1), pair("b", "q", ["y", "z"], 2), pair("c", "q", ["x"], 3)]
+    rows.append(pair("d", "q", ["z"], 4, neg=["n"]))  # adds only a negative: kept, carries z
+    example, rejected = merge_by_query(rows)
+    assert example.positives == ["x", "y", "z"] and example.source_ids == ["a", "b", "d"]
+    assert example.row_positives == [[0, 1], [1, 2], [2]]
+    assert example.positive_rows(1) == [0, 1] and example.positive_rows(2) == [1, 2]
+    assert [r.source_row for r in rejected] == [3]

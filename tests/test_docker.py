@@ -324,6 +324,9 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
+PROMPTS = ROOT / "kalm_data" / "generate" / "prompts"
+
+
 def test_wheel_carries_the_pipeline_the_samples_and_the_console_script(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
@@ -336,6 +339,10 @@ def test_wheel_carries_the_pipeline_the_samples_and_the_console_script(wheel):
         f"kalm_data/samples/{p.name}" for p in (ROOT / "kalm_data/samples").glob("*.jsonl.gz")
     }
     assert samples and samples <= names
+    # generate's prompt templates and the shipped seed personas (a data file of the wheel)
+    prompts = {f"kalm_data/generate/prompts/{p.name}" for p in PROMPTS.glob("*.txt")}
+    assert len(prompts) == 10 and prompts <= names
+    assert any(n.endswith(".data/data/share/kalm-data/personas/seed.jsonl") for n in names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert parser["console_scripts"]["kalm-data"] == "kalm_data.cli:main"
 

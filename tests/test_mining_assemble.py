@@ -89,7 +89,7 @@ def test_draw_params_and_the_pieces_compose_into_mine_task():
     p = MiningParams.from_config(CurateConfig(window_start=5, window_end=40, filter_k=5, seed=3))
     assert draw_params(p) == DrawParams(window=(5, 40), margin=0.95, near_duplicate=0.98, seed=3)
     pool = build_pool(examples, vectors, corpus)
-    verdicts = [judge(r, p) for r in rank_task(pool, p)]  # the filter runs on its own
+    verdicts = [v for r in rank_task(pool, p) for v in judge(r, p)]  # the filter on its own
     stats = DrawStats()
     kept = [assemble(v, pool, p, "t", stats) for v in verdicts if isinstance(v, Ranked)]
     rejected = [v for v in verdicts if not isinstance(v, Ranked)]

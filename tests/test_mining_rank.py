@@ -100,3 +100,21 @@ def test_ties_rank_by_pool_id_and_few_candidates_give_no_score_at_k():
         tied = pool.ids(["doc 1", "doc 3"])
         assert cand.index(tied[0]) - cand.index(tied[1]) == (-1 if tied[0] < tied[1] else 1)
         assert r.ranks.score_at_k is None  # 6 candidates < k
+
+
+def test_every_positive_has_its_own_exact_rank_and_query_rank(task):
+    query_k = 3
+    ranked = rank_task(task, params(window_start=1, window_end=2, filter_k=2, filter_query_k=3))
+    several = 0
+    for i, r in enumerate(ranked):
+        scores = task.vectors @ task.queries[i]
+        others = [j for j in range(len(task.keys)) if j not in task.own_ids[i]]
+        assert len(r.positive_ranks) == len(r.example.positives)
+        for j, ranks in zip(task.positive_ids[i], r.positive_ranks, strict=True):
+            assert ranks.positive_score == pytest.approx(float(scores[j]), abs=1e-6)
+            assert ranks.positive_rank == int((scores[others] > scores[j]).sum())
+            by_query = task.queries @ task.vectors[j]  # (n_examples,)
+            rank = int((np.delete(by_query, i) > by_query[i]).sum())
+            assert ranks.query_rank == (rank if rank <= query_k else None)
+        several += len(r.positive_ranks) > 1
+    assert several > 0

@@ -262,8 +262,8 @@ BAD = {
         "unrecognized argument --num-negativs (did you mean --num-negatives?)",
     ),
     "unknown flag with a value": (
-        lambda t, p: ["--input", str(write_jsonl(t / "a.jsonl", p)), "--decontaminate", "x"],
-        "unrecognized argument --decontaminate",
+        lambda t, p: ["--input", str(write_jsonl(t / "a.jsonl", p)), "--fuzzy-dedup", "x"],
+        "unrecognized argument --fuzzy-dedup",
     ),
 }
 

@@ -2,7 +2,11 @@
 
 Joins: (text key -> tasks using it) with (text key -> vector) gives (task, (key, vector)); that
 and (task, example) are co-grouped by task. The shared candidate corpus, if any, comes in as a
-side input. ``MineTaskFn`` runs the pure ``mine_task`` on each task's group.
+side input. ``MineTaskFn`` runs the pure ``mine_task`` steps on each task's group, the filter
+through the stage shell. Counters (the manifest's mining counters): negatives skipped by the
+margin and near-duplicate guards, examples short of negatives, given negatives scoring above the
+margin (kept, counted), and ``filter_positives_dropped``: failing positives removed from
+examples that stayed (a row whose positives all failed is a ``filter`` rejection instead).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class MineTaskFn(beam.DoFn):
                 if isinstance(out, RejectedRecord):
                     result.rejected.append(out)
                 else:
+                    result.positives_dropped += out.dropped
                     kept = assemble(out, pool, self.params, self.teacher, result.stats)
                     result.kept.append(kept)
         return result
@@ -87,6 +92,8 @@ class MineTaskFn(beam.DoFn):
             ("negatives_skipped_margin", s.skipped_margin),
             ("negatives_skipped_near_duplicate", s.skipped_near_duplicate),
             ("examples_short_of_negatives", s.short),
+            ("given_negatives_above_margin", s.given_above_margin),
+            ("filter_positives_dropped", result.positives_dropped),
         ):
             Metrics.counter(NAMESPACE, name).inc(value)
         log.info(

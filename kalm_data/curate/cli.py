@@ -21,7 +21,7 @@ from kalm_data.errors import UsageError
 from kalm_data.inputs import InputSpec
 from kalm_data.settings import add_model_flags
 
-_SKIP = {"inputs", "corpus", "output"}
+_SKIP = {"inputs", "corpus", "output", "decontaminate"}
 
 
 def _parse_map(text: str) -> dict[str, str]:
@@ -114,6 +114,15 @@ def register(sub) -> None:
         metavar="PATH",
         help="candidate pool for mining (column 'text'); repeatable",
     )
+    p.add_argument(
+        "--decontaminate",
+        action="extend",
+        nargs="+",
+        metavar="PATH_OR_ID",
+        help="evaluation set(s) to keep out of the training data: a BEIR folder (queries.jsonl, "
+        "corpus.jsonl), a JSONL of `text`, a saved dataset folder or a datasets id; "
+        "repeatable",
+    )
     add_model_flags(p, CurateConfig, _SKIP)
     p.set_defaults(func=_run, accepts_beam_args=True, input_flags=[], parser=p)
 
@@ -133,6 +142,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateCo
         overrides["inputs"] = inputs
     if args.corpus:
         overrides["corpus"] = [InputSpec(path=x) for x in args.corpus]
+    if args.decontaminate:
+        overrides["decontaminate"] = args.decontaminate
     overrides["output"] = args.output
     return load_config(args.config, overrides)
 
@@ -188,11 +199,11 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not manifest["counts"]["balanced"]:
         return 1
     print(f"wrote {cfg.output} (manifest.json, data/, rejected/)")
-    _write_card(cfg.output)
+    write_card(cfg.output)
     return 0
 
 
-def _write_card(output: str) -> None:
+def write_card(output: str) -> None:
     """The dataset card of a finished run (``kalm-data card``); a failure only warns: the data
     is committed either way, and ``kalm-data card OUTPUT`` can be rerun."""
     from kalm_data.card.write import write_card

@@ -69,6 +69,34 @@ class CurateConfig(BaseModel):
     filter_query_k: int = Field(
         default=10, gt=0, description="mutual: also keep if the query ranks < this among queries"
     )
+    # Near-duplicate removal (kalm_data.stages.neardup): on MRPC / STS-B at 0.8 it removes
+    # <1% of paraphrases and ~0% of distinct pairs (near-identical rewrites only); README.
+    near_dup: bool = Field(
+        default=True,
+        description="reject pairs whose query and positive both nearly repeat a lower id's",
+    )
+    near_dup_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Jaccard of word shingles, query and positive"
+    )
+    near_dup_shingle: int = Field(default=3, gt=0, description="words per shingle")
+    near_dup_num_perm: int = Field(default=128, gt=0, description="MinHash permutations")
+    near_dup_bands: int = Field(
+        default=0, ge=0, description="LSH bands; 0 = chosen for the threshold (95% recall)"
+    )
+    # Decontamination (kalm_data.stages.decontaminate).
+    decontaminate: list[str] = Field(
+        default_factory=list,
+        description="evaluation sets (BEIR folder, JSONL of `text`, datasets folder or id): "
+        "pairs whose query or positive matches one of their texts are rejected",
+    )
+    decontam_ngram: int = Field(
+        default=13, gt=0, description="words per n-gram shared with an evaluation text"
+    )
+    decontam_shards: int = Field(
+        default=16,
+        gt=0,
+        description="hash shards of the evaluation keys (one per worker at a time)",
+    )
     seed: int = 0
     show_paths: bool = Field(
         default=False,
@@ -96,6 +124,15 @@ class CurateConfig(BaseModel):
             raise ValueError(
                 f"window_end ({self.window_end}) must be greater than "
                 f"window_start ({self.window_start})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> CurateConfig:
+        if self.near_dup_bands > self.near_dup_num_perm:
+            raise ValueError(
+                f"near_dup_bands ({self.near_dup_bands}) must be at most "
+                f"near_dup_num_perm ({self.near_dup_num_perm})"
             )
         return self
 

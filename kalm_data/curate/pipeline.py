@@ -1,6 +1,7 @@
 """The ``curate`` pipeline: input pairs -> mined, filtered, task-sharded Parquet.
 
-    read -> validate -> dedup & merge by query -> embed unique texts (cached)
+    read -> validate -> dedup -> decontamination (if set), near-duplicates -> merge by query
+         -> embed unique texts (cached)
          -> per task: FAISS search, ranking-consistency filter, negatives -> write
 
 ``build`` only wires transforms; ``run`` stages the outputs, runs the pipeline on any Beam runner,
@@ -37,11 +38,15 @@ def _with_vector(item):
         yield key, texts[0], vectors[0]
 
 
-def apply_stages(records, stages: list[Stage], progress: str | None):
-    """``records`` through each stage in turn -> (kept, [rejected of each stage])."""
+def apply_stages(records, stages: list[Stage | beam.PTransform], progress: str | None):
+    """``records`` through each stage in turn -> (kept, [rejected of each stage]). A stage is a
+    ``Stage`` (run by ``ApplyStage``) or a transform returning (kept, rejected) itself."""
     rejected = []
     for stage in stages:
-        records, dropped = records | stage.name >> ApplyStage(stage, progress)
+        if isinstance(stage, beam.PTransform):
+            records, dropped = records | stage
+        else:
+            records, dropped = records | stage.name >> ApplyStage(stage, progress)
         rejected.append(dropped)
     return records, rejected
 
@@ -56,13 +61,29 @@ def build(
 ):
     """Wire the curate pipeline into ``p``; outputs go under ``staging``. ``stages`` replaces
     ``pair_stages(cfg, teacher)`` (to add a stage of your own)."""
-    stages = pair_stages(cfg, teacher) if stages is None else stages
+    stages = pair_stages(cfg, teacher, staging) if stages is None else stages
+    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, staging, recorded_names(cfg))
+    count_file = count_read(rows, staging)
+    finish_graph(count_file, *curate_records(p, rows, cfg, teacher, fingerprint, staging, stages))
+
+
+def curate_records(
+    p: beam.Pipeline,
+    records,
+    cfg: CurateConfig,
+    teacher: str,
+    fingerprint: str,
+    staging: str,
+    stages: list[Stage],
+    rejected_before=(),
+) -> tuple:
+    """Everything after reading: ``records`` (raw rows, or input pairs when ``stages`` starts
+    after validation) through ``stages``, embedding, mining, filtering and writing. Rejections
+    of earlier steps (``rejected_before``) are written with the rest. Returns the PCollections
+    of the files written (for ``finish_graph``)."""
     names = recorded_names(cfg)
     corpus = CorpusTexts({names[s.path]: s.columns.get("text", "text") for s in cfg.corpus})
-
-    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, staging, names)
-    count_file = count_read(rows, staging)
-    examples, dropped = apply_stages(rows, stages, staging)
+    examples, dropped = apply_stages(records, stages, staging)
     corpus_rows = p | "ReadCorpus" >> ReadInputs(cfg.corpus, None, names)
     corpus_texts, corpus_dropped = corpus_rows | corpus.name >> ApplyStage(corpus, staging)
     keyed_texts = (
@@ -81,9 +102,11 @@ def build(
     shard_files = kept | "WriteShards" >> beam.ParDo(
         WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
     )
-    rejected = (*dropped, filtered, corpus_dropped) | "AllRejected" >> beam.Flatten()
+    rejected = (*rejected_before, *dropped, filtered, corpus_dropped) | (
+        "AllRejected" >> beam.Flatten()
+    )
     rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
-    finish_graph(count_file, shard_files, rejected_files)
+    return shard_files, rejected_files
 
 
 def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
@@ -91,16 +114,21 @@ def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
     input and corpus file exists, is whole and has the columns it needs, and the teacher is a
     model. Returns the inputs' manifest entries (path, task, fingerprint)."""
     from kalm_data.embed.teacher import check_teacher
+    from kalm_data.readers.evalsets import check_eval_set
     from kalm_data.readers.preflight import check_corpus, check_input
 
     check_teacher(teacher)
     infos = [check_input(spec) for spec in cfg.inputs] + [check_corpus(s) for s in cfg.corpus]
+    for eval_set in cfg.decontaminate:
+        check_eval_set(eval_set)
     names = recorded_names(cfg)
     return [{"path": names[i.path], "task": i.task, "fingerprint": i.fingerprint} for i in infos]
 
 
 def published_settings(cfg: CurateConfig, teacher: str) -> dict:
     """The settings as the manifest records them: no local path unless ``show_paths``."""
+    from kalm_data.readers.evalsets import eval_set_name
+
     settings = cfg.model_dump()
     if cfg.show_paths:
         return settings
@@ -108,6 +136,7 @@ def published_settings(cfg: CurateConfig, teacher: str) -> dict:
     for key in ("inputs", "corpus"):
         for spec in settings[key]:
             spec["path"] = names[spec["path"]]
+    settings["decontaminate"] = [eval_set_name(x) for x in cfg.decontaminate]
     settings["output"] = os.path.basename(cfg.output.rstrip("/")) or cfg.output
     settings["cache_dir"] = "(local)" if cfg.cache_dir else None
     settings["teacher"] = teacher_name(teacher)

@@ -1,12 +1,16 @@
 """The stages every input row of ``curate`` goes through, in order, before embedding and
 mining (each stage: ``kalm_data.stages``; the contract: ``kalm_data.stage``). The corpus and
 the ranking-consistency filter are stages too; they run where their inputs are (the corpus
-reader's rows, each task's ranked examples)."""
+reader's rows, each task's ranked examples).
+
+Decontamination and near-duplicate removal compare pairs with each other or with evaluation
+sets, so they are not one-record ``Stage``s but Beam transforms with the same contract
+(``kalm_data.beam.neardup``, ``kalm_data.beam.decontaminate``: pairs in, (kept, rejected)
+out, rows balanced); they run on the input pairs after ``DedupIds``, before ``MergeByQuery``."""
 
 from __future__ import annotations
 
 from kalm_data.curate.config import CurateConfig
-from kalm_data.stage import Stage
 from kalm_data.stages.dedup import DedupIds, MergeByQuery
 from kalm_data.stages.read import ReadErrors
 from kalm_data.stages.validate import Validate
@@ -20,13 +24,38 @@ def recorded_names(cfg: CurateConfig) -> dict[str, str]:
     return input_names(paths, cfg.paths_root, cfg.show_paths)
 
 
-def pair_stages(cfg: CurateConfig, teacher: str) -> list[Stage]:
-    """The stages every input row goes through, in order, before embedding and mining."""
+def quality_steps(cfg: CurateConfig, progress: str | None = None) -> list:
+    """The decontamination and near-duplicate transforms ``cfg`` asks for, in order."""
+    from kalm_data.beam.decontaminate import Decontaminate
+    from kalm_data.beam.neardup import NearDuplicates
+
+    steps = []
+    if cfg.decontaminate:  # first: a contaminated pair is reported as such, not as a duplicate
+        steps.append(
+            Decontaminate(cfg.decontaminate, cfg.decontam_ngram, cfg.decontam_shards, progress)
+        )
+    if cfg.near_dup:
+        steps.append(
+            NearDuplicates(
+                cfg.near_dup_threshold,
+                cfg.near_dup_shingle,
+                cfg.near_dup_num_perm,
+                cfg.near_dup_bands,
+                progress,
+            )
+        )
+    return steps
+
+
+def pair_stages(cfg: CurateConfig, teacher: str, progress: str | None = None) -> list:
+    """The stages (and quality transforms) every input row goes through, in order, before
+    embedding and mining; ``progress`` is the progress folder the transforms report to."""
     names = recorded_names(cfg)
     columns = {names.get(s.path, s.path): s.columns for s in cfg.inputs}
     return [
         ReadErrors(),
         Validate(columns, cfg.max_chars, cfg.overlong, teacher),
         DedupIds(),
+        *quality_steps(cfg, progress),
         MergeByQuery(),
     ]

@@ -3,8 +3,10 @@
 Contract of ``assemble``: the negatives are the example's given negatives (at most
 ``num_negatives``, in the example's order, scored against the query, rank -1) followed by
 negatives drawn from the rank window (``kalm_data.mining.negatives.draw``, never one of the given
-ones) up to ``num_negatives`` in all. ``stats`` counts the draw's skips and shortfalls and the
-number of negatives per example.
+ones) up to ``num_negatives`` in all. ``stats`` counts the draw's skips and shortfalls, the
+number of negatives per example, and the given negatives that score like positives (above
+``margin`` x the best kept positive, the guard mined negatives get): those are kept, as given,
+but counted (``given_above_margin``; the rows show them with rank -1 and their scores).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def assemble(
     stats.counts[n_neg] = stats.counts.get(n_neg, 0) + 1
     negatives = [pool.text(j) for j in given] + [pool.text(j) for j, _, _ in mined]
     given_scores = [float(s) for s in dot(pool.vectors[given], ranked.query_vector)]
+    best = ranked.ranks.positive_score
+    if best > 0:  # as in ``negatives.draw``: no margin guard against a non-positive score
+        stats.given_above_margin += sum(1 for s in given_scores if s > params.margin * best)
     scores = given_scores + [s for _, s, _ in mined]
     ranks = [-1] * len(given) + [r for _, _, r in mined]
     return _row(ranked, teacher, negatives, scores, ranks)
@@ -73,4 +78,6 @@ def _row(
         negatives=negatives,
         negative_scores=scores,
         negative_ranks=ranks,
+        persona_id=e.persona_id,
+        generator=e.generator,
     ).model_dump()

@@ -7,11 +7,14 @@ rejections out. Pure: no Beam, no I/O.
    key order, the examples in id order; the output does not depend on input order.
 2. ``rank.rank_task``: per example, its candidates with its own texts removed, the best
    positive's score and exact rank, and the query's rank among the task's queries.
-3. ``consistency.judge``: keep, or reject with stage ``filter``, reason ``inconsistent_ranking``.
+3. ``consistency.judge``: each positive judged on its own; rows whose positives all fail are
+   rejected (stage ``filter``, reason ``inconsistent_ranking``), the example kept, narrowed to
+   its passing positives, while one passes.
 4. ``assemble.assemble``: given negatives plus negatives drawn from the rank window, as a
    ``TrainingExample`` dict.
 
-Every example comes out exactly once: as a ``TrainingExample`` dict or a ``RejectedRecord``.
+Every source row comes out exactly once: in a ``TrainingExample``'s ``source_rows`` or as a
+``RejectedRecord`` (``rows`` 1 per row).
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from kalm_data.records import Example, RejectedRecord
 
 @dataclass
 class TaskResult:
-    """One task's outcome: kept rows (in example id order), rejections, drawing counters."""
+    """One task's outcome: kept rows (in example id order), rejections, drawing counters,
+    and the failing positives removed from kept examples."""
 
     kept: list[dict]
     rejected: list[RejectedRecord]
     stats: DrawStats
+    positives_dropped: int = 0
 
 
 def mine_task(
@@ -48,9 +53,11 @@ def mine_task(
     """See module docstring. ``vectors`` maps ``text_key`` of every text involved to its vector."""
     pool = build_pool(examples, vectors, corpus)
     result = TaskResult([], [], DrawStats())
-    for verdict in (judge(r, params) for r in rank_task(pool, params)):
-        if isinstance(verdict, Ranked):
-            result.kept.append(assemble(verdict, pool, params, teacher, result.stats))
-        else:
-            result.rejected.append(verdict)
+    for ranked in rank_task(pool, params):
+        for verdict in judge(ranked, params):
+            if isinstance(verdict, Ranked):
+                result.positives_dropped += verdict.dropped
+                result.kept.append(assemble(verdict, pool, params, teacher, result.stats))
+            else:
+                result.rejected.append(verdict)
     return result

@@ -24,12 +24,16 @@ class DrawStats:
     skipped_margin: int = 0
     skipped_near_duplicate: int = 0
     short: int = 0  # examples that got fewer negatives than asked
+    # Given negatives scoring above margin x the best kept positive: they would have been skipped
+    # as likely false negatives had they been mined. Kept (the data's own choice), only counted.
+    given_above_margin: int = 0
     counts: dict[int, int] = field(default_factory=dict)  # negatives per example -> examples
 
     def add(self, other: DrawStats) -> None:
         self.skipped_margin += other.skipped_margin
         self.skipped_near_duplicate += other.skipped_near_duplicate
         self.short += other.short
+        self.given_above_margin += other.given_above_margin
         for k, v in other.counts.items():
             self.counts[k] = self.counts.get(k, 0) + v
 

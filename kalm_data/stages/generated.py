@@ -106,23 +106,35 @@ class DedupReason(str, Enum):
     DUPLICATE = "duplicate"
 
 
-class DedupTasks(Stage):
+class _KeepLowestId(Stage):
+    """A grouped stage: in each group the record with the lowest id is kept, every other one
+    is rejected with ``reason``, naming the id it repeats."""
+
+    Reason = DedupReason
+    grouped = True
+    reason: DedupReason
+    what: str  # what repeats, for the detail
+
+    def process(self, group) -> Iterator:
+        first, *others = sorted(group[1], key=lambda r: r.id)
+        yield first
+        for item in others:
+            rows = getattr(item, "source_rows", None)
+            row = rows[0] if rows else item.source_row
+            task = getattr(item, "task", None) or item.task_type
+            record = _record(item.source_file, row, task, item.model_dump())
+            yield self.reject(record, self.reason, f"{self.what} repeats {first.id}", id=item.id)
+
+
+class DedupTasks(_KeepLowestId):
     """Per (task type, normalised definition): the lowest id is kept."""
 
     name = "tasks"
-    Reason = DedupReason
-    grouped = True
+    reason = DedupReason.DUPLICATE_TASK
+    what = "task definition"
 
     def key(self, task: TaskDef) -> Hashable:
         return (task.task_type, normalise(task.definition))
-
-    def process(self, group) -> Iterator:
-        first, *others = sorted(group[1], key=lambda t: t.id)
-        yield first
-        for task in others:
-            record = _record(task.source_file, task.source_row, task.task_type, task.model_dump())
-            detail = f"task definition repeats {first.id}"
-            yield self.reject(record, DedupReason.DUPLICATE_TASK, detail, id=task.id)
 
 
 class ExampleReason(str, Enum):
@@ -221,21 +233,12 @@ class ParseExample(Stage):
         return None
 
 
-class DedupGenerated(Stage):
+class DedupGenerated(_KeepLowestId):
     """Per (output task, normalised query): the lowest id is kept."""
 
     name = "duplicates"
-    Reason = DedupReason
-    grouped = True
+    reason = DedupReason.DUPLICATE
+    what = "query"
 
     def key(self, pair: GeneratedPair) -> Hashable:
         return (pair.task, normalise(pair.query))
-
-    def process(self, group) -> Iterator:
-        first, *others = sorted(group[1], key=lambda p: p.id)
-        yield first
-        for pair in others:
-            record = _record(pair.source_file, pair.source_rows[0], pair.task, pair.model_dump())
-            yield self.reject(
-                record, DedupReason.DUPLICATE, f"query repeats {first.id}", id=pair.id
-            )

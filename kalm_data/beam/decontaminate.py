@@ -1,0 +1,130 @@
+"""``Decontaminate``: the Beam shell of ``kalm_data.stages.decontaminate``.
+
+    evaluation sets -> texts -> batches -> (shard, their keys in it) ---+
+    pairs -> batches -> (shard, their texts' keys in it) ---------------+-> join by shard
+          -> probe -> matches per (task, id) -> join back with the pairs -> (kept, rejected)
+
+A text's keys are its normalised-text key and its word n-gram hashes; each key belongs to one of
+``shards`` shards by its hash, so a worker holds one shard of the evaluation keys at a time
+(about 1/``shards`` of them), never the whole set: raise ``shards`` for a large evaluation set.
+Texts are keyed in batches (``core.KeyBatch``): one shuffled element per batch and shard.
+Decisions depend only on keys, so the output is the same on every runner and worker layout.
+Rows are counted like ``ApplyStage`` does (``decontaminate.in/.out/.rejected.<reason>``, plus
+``decontaminate.negatives_removed``) and shown in the progress display.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from kalm_data.beam import NAMESPACE, SplitRejected
+from kalm_data.harness.progress import flush, report
+from kalm_data.records import InputPair
+from kalm_data.stages import decontaminate as core
+
+
+def _eval_batches(items: list, ngram: int, shards: int):
+    """A batch of (ref, text) -> (shard, its keys in that shard)."""
+    yield from core.KeyBatch.of(items, ngram).by_shard(shards)
+
+
+def _pair_batches(pairs: list[InputPair], ngram: int, shards: int):
+    """A batch of pairs -> (shard, the keys of their texts in that shard), each text labelled
+    ``((task, id), role, index)``."""
+    texts = (
+        (((p.task, p.id), role, index), text)
+        for p in pairs
+        for role, index, text in core.pair_texts(p)
+    )
+    yield from core.KeyBatch.of(texts, ngram).by_shard(shards)
+
+
+def _probe(item):
+    """One shard: its evaluation keys indexed, the training keys looked up -> matches."""
+    _, joined = item
+    index = core.ShardIndex(joined["eval"])
+    for batch in joined["train"]:
+        for (key, role, i), how, ref in index.matches(batch):
+            yield key, core.Match(role, i, how, ref)
+
+
+class _DecideFn(beam.DoFn):
+    """((task, id), {"pair": [pair], "match": [Match]}) -> the pair (cleaned) or its rejection."""
+
+    def __init__(self, progress: str | None):
+        self.progress = progress
+
+    def setup(self):
+        name = core.NAME
+        self.rows_in = Metrics.counter(NAMESPACE, f"{name}.in")
+        self.rows_out = Metrics.counter(NAMESPACE, f"{name}.out")
+        self.rejected = Metrics.counter(
+            NAMESPACE, f"{name}.rejected.{core.Reason.CONTAMINATED.value}"
+        )
+        self.negatives = Metrics.counter(NAMESPACE, f"{name}.negatives_removed")
+
+    def process(self, item):
+        _, joined = item
+        matches = list(joined["match"])
+        kept = rejected = 0
+        for pair in joined["pair"]:
+            self.rows_in.inc()
+            out = core.decide(pair, matches)
+            if isinstance(out, InputPair):
+                kept += 1
+                self.negatives.inc(len(pair.negatives) - len(out.negatives))
+            else:
+                rejected += 1
+            yield out
+        self.rows_out.inc(kept)
+        self.rejected.inc(rejected)
+        report(self.progress, core.NAME, kept=kept, rejected=rejected)
+
+    def finish_bundle(self):
+        flush(self.progress)
+
+
+class Decontaminate(beam.PTransform):
+    """InputPairs -> (kept InputPairs, ``RejectedRecord``s of reason ``contaminated``) against
+    the evaluation sets ``eval_sets`` (``kalm_data.readers.evalsets``)."""
+
+    def __init__(
+        self,
+        eval_sets: list[str],
+        ngram: int = 13,
+        shards: int = 16,
+        progress: str | None = None,
+    ):
+        super().__init__(label=core.NAME)
+        self.eval_sets, self.ngram, self.shards = list(eval_sets), ngram, shards
+        self.progress = progress
+
+    def expand(self, pairs):
+        from kalm_data.readers.evalsets import read_eval_texts
+
+        eval_keys = (
+            pairs.pipeline
+            | "EvalSets" >> beam.Create(self.eval_sets)
+            | "ReadEvalSets" >> beam.FlatMap(read_eval_texts)
+            | "SpreadEval" >> beam.Reshuffle()
+            | "BatchEval" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
+            | "EvalKeys" >> beam.FlatMap(_eval_batches, self.ngram, self.shards)
+        )
+        pair_keys = (
+            pairs
+            | "BatchPairs" >> beam.BatchElements(min_batch_size=16, max_batch_size=512)
+            | "PairKeys" >> beam.FlatMap(_pair_batches, self.ngram, self.shards)
+        )
+        matches = (
+            {"eval": eval_keys, "train": pair_keys}
+            | "JoinShards" >> beam.CoGroupByKey()
+            | "Probe" >> beam.FlatMap(_probe)
+        )
+        by_id = pairs | "ById" >> beam.Map(lambda p: ((p.task, p.id), p))
+        return (
+            {"pair": by_id, "match": matches}
+            | "JoinPairs" >> beam.CoGroupByKey()
+            | "Decide" >> beam.ParDo(_DecideFn(self.progress))
+            | "Split" >> SplitRejected()
+        )

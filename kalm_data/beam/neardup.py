@@ -1,0 +1,117 @@
+"""``NearDuplicates``: the Beam shell of ``kalm_data.stages.neardup``.
+
+    pairs -> signature & band keys -> group by (task, band, band hash) -> verify each bucket
+          -> lowest near-duplicate per pair (CombinePerKey min) -> join back by (task, id)
+          -> (kept pairs, ``RejectedRecord``s)
+
+No worker holds a global set: a bucket holds only the pairs whose band matches, and the join is
+by key. Each pair's decision depends only on its candidates, so the output is the same on every
+runner and worker layout. Input ids must be unique per task (``DedupIds`` runs first). Rows are
+counted like ``ApplyStage`` does (``neardup.in/.out/.rejected.<reason>``, progress display).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from kalm_data.beam import NAMESPACE, SplitRejected
+from kalm_data.harness.progress import flush, report
+from kalm_data.records import InputPair
+from kalm_data.stages import neardup as core
+
+
+class _BandKeysFn(beam.DoFn):
+    """pair -> ((task, band, band hash), Member) for every band of its signature."""
+
+    def __init__(self, shingle: int, num_perm: int, bands: int, rows: int):
+        self.shingle, self.num_perm, self.bands, self.rows = shingle, num_perm, bands, rows
+
+    def setup(self):
+        self.hasher = core.MinHasher(self.num_perm)
+
+    def process(self, pair: InputPair):
+        query, positive = core.pair_shingles(pair, self.shingle)
+        q_sig, p_sig, signature = core.signatures(self.hasher, query, positive)
+        member = core.Member.of(pair.id, (q_sig, p_sig), query, positive)
+        for band, key in enumerate(core.band_keys(signature, self.bands, self.rows)):
+            yield (pair.task, band, key), member
+
+
+def _verify(bucket, threshold: float):
+    (task, _, _), members = bucket
+    members = list(members)
+    if len(members) < 2:
+        return
+    for pair_id, dup in core.first_duplicate(members, threshold):
+        yield (task, pair_id), dup
+
+
+class _DecideFn(beam.DoFn):
+    """((task, id), {"pair": [pair], "dup": [lowest duplicate]}) -> the pair or its rejection."""
+
+    def __init__(self, progress: str | None):
+        self.progress = progress
+
+    def setup(self):
+        self.rows_in = Metrics.counter(NAMESPACE, f"{core.NAME}.in")
+        self.rows_out = Metrics.counter(NAMESPACE, f"{core.NAME}.out")
+        self.rejected = Metrics.counter(
+            NAMESPACE, f"{core.NAME}.rejected.{core.Reason.NEAR_DUPLICATE.value}"
+        )
+
+    def process(self, item):
+        _, joined = item
+        pairs, dups = list(joined["pair"]), list(joined["dup"])
+        self.rows_in.inc(len(pairs))
+        for pair in pairs:
+            if dups:
+                self.rejected.inc()
+                yield core.reject(pair, min(dups))
+            else:
+                self.rows_out.inc()
+                yield pair
+        kept = 0 if dups else len(pairs)
+        report(self.progress, core.NAME, kept=kept, rejected=len(pairs) - kept)
+
+    def finish_bundle(self):
+        flush(self.progress)
+
+
+class NearDuplicates(beam.PTransform):
+    """InputPairs -> (kept InputPairs, ``RejectedRecord``s of reason ``near_duplicate``)."""
+
+    def __init__(
+        self,
+        threshold: float = 0.8,
+        shingle: int = 3,
+        num_perm: int = 128,
+        bands: int = 0,
+        progress: str | None = None,
+    ):
+        super().__init__(label=core.NAME)
+        self.threshold, self.shingle, self.num_perm = threshold, shingle, num_perm
+        if bands > num_perm:
+            raise ValueError(f"bands ({bands}) must be at most num_perm ({num_perm})")
+        if bands:
+            self.bands, self.rows = bands, num_perm // bands
+        else:
+            self.bands, self.rows = core.lsh_params(threshold, num_perm)
+        self.progress = progress
+
+    def expand(self, pairs):
+        keys = _BandKeysFn(self.shingle, self.num_perm, self.bands, self.rows)
+        lowest = (
+            pairs
+            | "BandKeys" >> beam.ParDo(keys)
+            | "Buckets" >> beam.GroupByKey()
+            | "Verify" >> beam.FlatMap(_verify, self.threshold)
+            | "Lowest" >> beam.CombinePerKey(min)
+        )
+        by_id = pairs | "ById" >> beam.Map(lambda p: ((p.task, p.id), p))
+        return (
+            {"pair": by_id, "dup": lowest}
+            | "Join" >> beam.CoGroupByKey()
+            | "Decide" >> beam.ParDo(_DecideFn(self.progress))
+            | "Split" >> SplitRejected()
+        )

@@ -1,0 +1,1 @@
+"""``kalm-data synthesize``: generate and curate as one Beam job (no files glued in between)."""
