@@ -62,7 +62,7 @@ class CurateConfig(BaseModel):
     )
     # Ranking-consistency filter.
     filter_rule: FilterRule = "mutual"
-    filter_k: int = Field(default=50, gt=0, description="KaLM: drop if best positive ranks >= k")
+    filter_k: int = Field(default=50, gt=0, description="KaLM: a positive fails when it ranks >= k")
     filter_margin: float = Field(
         default=0.05, ge=0, description="mutual: positive may score this much below rank k"
     )
