@@ -214,7 +214,8 @@ def load_personas(cfg: GenerateConfig) -> tuple[list[Persona], dict]:
 
 def published_settings(cfg: GenerateConfig) -> dict:
     """The settings as the manifest records them: no local path unless ``show_paths``, and no
-    key (only the name of the variable holding it)."""
+    secret: only the name of the variable holding the key, the server URL without a
+    ``user:password@`` part."""
     settings = cfg.model_dump()
     if cfg.show_paths:
         return settings
@@ -222,6 +223,10 @@ def published_settings(cfg: GenerateConfig) -> dict:
     settings["output"] = os.path.basename(cfg.output.rstrip("/")) or cfg.output
     settings["llm_cache_dir"] = "(output)" if cfg.llm_cache_dir is None else "(local)"
     settings["model"] = generator_name(BackendSpec.of(cfg))
+    if cfg.base_url:
+        from kalm_data.generate.backends.openai_server import public_url
+
+        settings["base_url"] = public_url(cfg.base_url)
     return settings
 
 

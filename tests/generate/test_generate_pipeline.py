@@ -93,10 +93,21 @@ def test_generate_rerun_makes_no_new_llm_call(first_run, tmp_path):
     assert manifest["llm"]["example"]["cached"] == manifest["llm"]["example"]["requests"]
 
 
-def test_no_key_and_no_path_in_the_manifest(first_run, monkeypatch):
+def test_no_key_and_no_path_in_the_manifest(first_run):
     out, _, _ = first_run
     text = (out / "manifest.json").read_text()
     assert str(PERSONAS.parent) not in text and str(out) not in text
+
+
+def test_a_password_in_the_server_url_is_never_written(tmp_path):
+    from kalm_data.generate.config import GenerateConfig
+    from kalm_data.generate.pipeline import published_settings
+
+    url = "https://user:s3cret-pw@llm.example.com:8443/v1"
+    cfg = GenerateConfig(output=str(tmp_path), llm="openai", base_url=url)
+    settings = published_settings(cfg)
+    assert settings["base_url"] == "https://llm.example.com:8443/v1"
+    assert "s3cret-pw" not in json.dumps(settings)
 
 
 def _cache_entries(out) -> int:

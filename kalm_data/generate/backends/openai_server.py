@@ -96,7 +96,7 @@ class OpenAIBackend:
 
     def __repr__(self) -> str:
         return (
-            f"OpenAIBackend(model={self.name!r}, base_url={_public_url(self.base_url)!r}, "
+            f"OpenAIBackend(model={self.name!r}, base_url={public_url(self.base_url)!r}, "
             f"json_mode={self.json_mode!r}, concurrency={self.concurrency})"
         )
 
@@ -280,8 +280,8 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _public_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part, for logs and ``repr``."""
+def public_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part, for logs, ``repr`` and manifests."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
