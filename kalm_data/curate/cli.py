@@ -149,7 +149,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str]) -> CurateCo
 
 
 @contextlib.contextmanager
-def _quiet_beam():
+def quiet_beam_imports():
     """Logging off while Beam loads: its imports announce optional GCP clients ("apitools not
     found", "bigquery_storage_v1") that a local run does not use."""
     logging.disable(logging.WARNING)
@@ -161,7 +161,7 @@ def _quiet_beam():
 
 def prepare(args: argparse.Namespace, beam_args: list[str]) -> CurateConfig:
     """The run's config from parsed flags; ``UsageError`` for unknown flags or no output."""
-    with _quiet_beam():
+    with quiet_beam_imports():
         import apache_beam  # noqa: F401
 
         from kalm_data.beam_options import check_beam_args

@@ -62,15 +62,21 @@ def config_from_args(args: argparse.Namespace, data: dict | None = None) -> Gene
 
 
 def check_flags(args: argparse.Namespace, beam_args: list[str]) -> None:
-    """Unknown flags are errors (with a suggestion); Beam options pass."""
-    from kalm_data.beam_options import check_beam_args
-    from kalm_data.curate.cli import own_flags
+    """Unknown flags are errors (with a suggestion); Beam options pass. Beam's import-time
+    chatter about optional GCP clients is silenced."""
+    from kalm_data.curate.cli import own_flags, quiet_beam_imports
     from kalm_data.errors import UsageError
 
-    try:
-        check_beam_args(beam_args, own_flags(args.parser))
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+    with quiet_beam_imports():
+        import apache_beam  # noqa: F401
+
+        from kalm_data.beam_options import check_beam_args
+
+        try:
+            check_beam_args(beam_args, own_flags(args.parser))
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        import kalm_data.generate.pipeline  # noqa: F401  (Beam's ML modules, loaded now)
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:

@@ -195,8 +195,14 @@ def load_personas(cfg: GenerateConfig) -> tuple[list[Persona], dict]:
 
     personas: list[Persona] = []
     problems = []
+    from kalm_data.errors import UsageError
+
     for source in cfg.personas:
-        found, bad = read_personas(source)
+        try:
+            found, bad = read_personas(source)
+        except (OSError, ValueError) as e:
+            where = "" if str(e).startswith(source) else f"{source}: "
+            raise UsageError(f"--personas {where}{e}") from e
         personas += found
         problems += bad
     for source_file, row, message in problems[:20]:

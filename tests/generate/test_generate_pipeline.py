@@ -198,3 +198,25 @@ def test_each_failure_kind_lands_in_rejected_with_its_reason(tmp_path):
     refused = next(r for r in rejected if r["reason"] == "refusal")
     assert "I'm sorry" in json.loads(refused["record"])["answer"]
     assert manifest["llm"]["example"]["errors"] == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--personas", "missing.jsonl"], "--personas missing.jsonl: no such input file"),
+        (["--tasks-per-persone", "3"], "(did you mean --tasks-per-persona?)"),
+        (["--task-types", "sts", "poems"], "unknown task type(s) ['poems']"),
+    ],
+)
+def test_bad_requests_fail_before_anything_is_written_with_one_line(
+    tmp_path, capsys, monkeypatch, extra, expected
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    argv = ["generate", "--llm", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1",
+            "--output", str(out), *extra]  # fmt: skip
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("kalm-data generate: error: "), err
+    assert expected in err[0]
+    assert not out.exists()
