@@ -1,8 +1,10 @@
 """Settings plumbing shared by every command: flags generated from a pydantic model, and YAML.
 
-Contract: ``add_model_flags`` adds one ``--field-name`` flag per model field (not in ``skip``),
-each defaulting to None so that "not given" is distinguishable; ``read_yaml`` returns the
-mapping in a settings file. Precedence everywhere: model defaults < YAML file < flags.
+Contract: ``add_run_flags`` adds the flags every pipeline command has (``--output``,
+``--overwrite``, ``--config``); ``add_model_flags`` adds one ``--field-name`` flag per model
+field (not in ``skip``), each defaulting to None so that "not given" is distinguishable;
+``read_yaml`` returns the mapping in a settings file. Precedence everywhere: model defaults <
+YAML file < flags.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ def _flag_kwargs(annotation) -> dict:
     if origin is list:
         return {"nargs": "*", "type": args[0], "metavar": args[0].__name__.upper()}
     return {"type": args[0] if args else annotation}
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """``--output DIR``, ``--overwrite`` and ``--config FILE.yaml``."""
+    p.add_argument("--output", metavar="DIR", help="output folder (local or any fsspec URL)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier kalm-data output in --output (only the files it wrote)",
+    )
+    p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
 
 
 def add_model_flags(

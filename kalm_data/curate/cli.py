@@ -19,7 +19,7 @@ import logging
 from kalm_data.curate.config import CurateConfig
 from kalm_data.errors import UsageError
 from kalm_data.inputs import InputSpec
-from kalm_data.settings import add_model_flags
+from kalm_data.settings import add_model_flags, add_run_flags
 
 _SKIP = {"inputs", "corpus", "output", "decontaminate"}
 
@@ -87,13 +87,7 @@ def register(sub) -> None:
         metavar="PATH",
         help="JSONL(.gz), Parquet, CSV/TSV, a saved dataset folder or a hub id; repeatable",
     )
-    p.add_argument("--output", metavar="DIR", help="output folder (local or any fsspec URL)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier kalm-data output in --output (only the files it wrote)",
-    )
-    p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
+    add_run_flags(p)
     p.add_argument(
         "--task",
         action=_InOrder,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from kalm_data.generate.config import GenerateConfig
-from kalm_data.settings import add_model_flags
+from kalm_data.settings import add_model_flags, add_run_flags
 
 _SKIP = {"personas", "output"}
 
@@ -20,13 +20,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
         help="persona source (JSONL/Parquet with a `persona` field, a datasets id, or `seed`); "
         "repeatable (default: seed)",
     )
-    p.add_argument("--output", metavar="DIR", help="output folder (local or any fsspec URL)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier kalm-data output in --output (only the files it wrote)",
-    )
-    p.add_argument("--config", metavar="FILE.yaml", help="settings file; flags override it")
+    add_run_flags(p)
 
 
 def register(sub) -> None:
