@@ -6,9 +6,10 @@ Contract: ``generation_report(staging)`` returns ``{"llm": ..., "diversity": ...
   prompt and completion tokens (what was paid for, and what a rerun did not pay again);
 - ``diversity`` (of generate's pairs, or of synthesize's curated rows): distinct task
   definitions, personas used, examples per task type and per language, and the near-duplicate
-  rate of generated queries: the share of queries whose word 3-gram Jaccard similarity with
-  another query of the same output task is at least ``NEAR_DUP_JACCARD`` (on a seeded sample of
-  at most ``NEAR_DUP_SAMPLE`` queries per task).
+  rate of generated queries: the share of queries whose word 3-gram Jaccard similarity (the
+  shingles of ``kalm_data.stages.neardup``) with another query of the same output task is at
+  least ``NEAR_DUP_JACCARD`` (on a seeded sample of at most ``NEAR_DUP_SAMPLE`` queries per
+  task).
 """
 
 from __future__ import annotations
@@ -21,26 +22,21 @@ NEAR_DUP_JACCARD = 0.7
 NEAR_DUP_SAMPLE = 2000
 
 
-def _shingles(text: str, n: int = 3) -> frozenset:
-    words = text.casefold().split()
-    if len(words) < n:
-        return frozenset([" ".join(words)])
-    return frozenset(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
-
-
 def near_duplicate_rate(queries: list[str], threshold: float = NEAR_DUP_JACCARD) -> float:
     """Share of ``queries`` with a near-duplicate among the others (module docstring)."""
+    from kalm_data.stages.neardup import jaccard, shingles
+
     if len(queries) < 2:
         return 0.0
-    sets = [_shingles(q) for q in queries]
-    index: dict[str, list[int]] = {}
+    sets = [shingles(q, 3) for q in queries]
+    index: dict[int, list[int]] = {}
     for i, s in enumerate(sets):
-        for shingle in s:
+        for shingle in s.tolist():
             index.setdefault(shingle, []).append(i)
     flagged = 0
     for i, s in enumerate(sets):
-        candidates = {j for shingle in s for j in index[shingle] if j != i}
-        if any(len(s & sets[j]) / len(s | sets[j]) >= threshold for j in candidates):
+        candidates = {j for shingle in s.tolist() for j in index[shingle] if j != i}
+        if any(jaccard(s, sets[j]) >= threshold for j in candidates):
             flagged += 1
     return flagged / len(queries)
 
