@@ -46,7 +46,8 @@ def curate(src: Path, out: Path, cache: Path, extra: list[str]) -> tuple[float, 
     """Wall and CPU seconds and the manifest of one ``kalm-data curate`` run in a fresh
     process with an empty embedding cache."""
     cmd = [sys.executable, "-m", "kalm_data.cli", "curate", "--input", str(src)]
-    cmd += ["--output", str(out), "--cache-dir", str(cache), "--overwrite", *extra]
+    cmd += ["--output", str(out), "--cache-dir", str(cache), "--overwrite", "--no-checkpoints"]
+    cmd += extra
     shutil.rmtree(cache, ignore_errors=True)
     start, cpu = time.perf_counter(), _cpu_children()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

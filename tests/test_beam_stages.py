@@ -7,6 +7,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from kalm_data import reasons
+from kalm_data.beam import SplitRejected, only_rejected
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
@@ -46,7 +47,7 @@ class ApplyStages(beam.PTransform):
         from kalm_data.curate.pipeline import apply_stages
 
         kept, rejected = apply_stages(records, self.stages, None)
-        return kept, tuple(rejected) | beam.Flatten()
+        return kept, only_rejected(tuple(rejected) | beam.Flatten())
 
 
 def reason_of(r):
@@ -112,7 +113,11 @@ def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_pat
             | beam.Create([(text_key(t), t) for t in texts])
             | EmbedTexts(CurateConfig(cache_dir=str(tmp_path), embed_shards=2), teacher_name, fp)
         )
-        assert_that(out, _close(expected))
+        vectors, tallies = out | SplitRejected()
+        assert_that(vectors, _close(expected))
+        summed = tallies | beam.FlatMap(lambda t: t.counts) | beam.CombinePerKey(sum)
+        encoded = [("texts_encoded", 3), ("texts_truncated_for_teacher", 1)]
+        assert_that(summed, equal_to(encoded), label="tallies")
     cache = EmbeddingCache(str(tmp_path), fp)
     from kalm_data.embed.buckets import length_bucket
 

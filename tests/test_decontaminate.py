@@ -14,6 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from kalm_data.beam import only_rejected
 from kalm_data.beam.decontaminate import Decontaminate
 from kalm_data.errors import UsageError
 from kalm_data.readers.evalsets import check_eval_set, eval_set_name, read_eval_texts
@@ -154,7 +155,9 @@ def test_a_sample_decontaminated_against_its_own_pairs_rejects_exactly_those(tmp
 
     with TestPipeline() as p:
         kept, rejected = p | beam.Create(pairs) | Decontaminate([str(tmp_path / "own-beir")])
-        got = rejected | beam.Map(lambda r: (r.id, r.stage, r.reason, r.detail.split(": ", 1)[1]))
+        got = only_rejected(rejected) | beam.Map(
+            lambda r: (r.id, r.stage, r.reason, r.detail.split(": ", 1)[1])
+        )
         assert_that(
             kept | beam.Map(lambda x: x.id),
             equal_to([p.id for p in pairs if p.id not in planted]),
@@ -191,7 +194,8 @@ def test_a_negative_matching_an_eval_text_is_removed_from_the_negatives_only(tmp
             equal_to([(pair.id, [other])]),
             label="kept",
         )
-        assert_that(rejected | beam.Map(lambda r: r.id), equal_to([]), label="rejected")
+        ids = only_rejected(rejected) | beam.Map(lambda r: r.id)
+        assert_that(ids, equal_to([]), label="rejected")
 
 
 def curate_argv(src: Path, out: Path, cache: Path, eval_set: Path) -> list[str]:

@@ -13,7 +13,7 @@ def test_from_config_copies_exactly_the_mining_fields():
     assert {f.name for f in fields(MiningParams)} == {
         "index", "ivf_nlist", "ivf_nprobe", "num_negatives", "window_start", "window_end",
         "margin", "near_duplicate", "filter_rule", "filter_k", "filter_margin", "filter_query_k",
-        "seed",
+        "seed", "ivf_pq_m", "pool_shard_size", "faiss_device",
     }  # fmt: skip
     assert all(getattr(params, f.name) == getattr(cfg, f.name) for f in fields(MiningParams))
     assert params.search_depth == cfg.search_depth == 50

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from kalm_data.beam import only_rejected
 from kalm_data.beam.neardup import NearDuplicates
 from kalm_data.harness.run import LOCAL_RUNNER
 from kalm_data.records import InputPair, RejectedRecord
@@ -104,7 +105,7 @@ def run_neardup(pairs, out: Path, workers: int = 1, **kwargs) -> tuple[list, lis
             | "WK" >> beam.io.WriteToText(str(out / "kept"))
         )
         _ = (
-            rejected
+            only_rejected(rejected)
             | "R" >> beam.Map(RejectedRecord.model_dump_json)
             | "WR" >> (beam.io.WriteToText(str(out / "rejected")))
         )

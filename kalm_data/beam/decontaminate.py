@@ -9,16 +9,17 @@ A text's keys are its normalised-text key and its word n-gram hashes; each key b
 (about 1/``shards`` of them), never the whole set: raise ``shards`` for a large evaluation set.
 Texts are keyed in batches (``core.KeyBatch``): one shuffled element per batch and shard.
 Decisions depend only on keys, so the output is the same on every runner and worker layout.
-Rows are counted like ``ApplyStage`` does (``decontaminate.in/.out/.rejected.<reason>``, plus
-``decontaminate.negatives_removed``) and shown in the progress display.
+Rows are counted like ``ApplyStage`` does, in a ``Tally``
+(``decontaminate.in/.out/.rejected.<reason>``, plus ``decontaminate.negatives_removed``) and
+shown in the progress display.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from kalm_data.beam import NAMESPACE, SplitRejected
+from kalm_data.beam import SplitRejected
+from kalm_data.beam.counts import tally
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import InputPair
 from kalm_data.stages import decontaminate as core
@@ -55,30 +56,27 @@ class _DecideFn(beam.DoFn):
     def __init__(self, progress: str | None):
         self.progress = progress
 
-    def setup(self):
-        name = core.NAME
-        self.rows_in = Metrics.counter(NAMESPACE, f"{name}.in")
-        self.rows_out = Metrics.counter(NAMESPACE, f"{name}.out")
-        self.rejected = Metrics.counter(
-            NAMESPACE, f"{name}.rejected.{core.Reason.CONTAMINATED.value}"
-        )
-        self.negatives = Metrics.counter(NAMESPACE, f"{name}.negatives_removed")
-
     def process(self, item):
         _, joined = item
         matches = list(joined["match"])
-        kept = rejected = 0
+        kept = rejected = removed = 0
         for pair in joined["pair"]:
-            self.rows_in.inc()
             out = core.decide(pair, matches)
             if isinstance(out, InputPair):
                 kept += 1
-                self.negatives.inc(len(pair.negatives) - len(out.negatives))
+                removed += len(pair.negatives) - len(out.negatives)
             else:
                 rejected += 1
             yield out
-        self.rows_out.inc(kept)
-        self.rejected.inc(rejected)
+        name = core.NAME
+        yield tally(
+            {
+                f"{name}.in": kept + rejected,
+                f"{name}.out": kept,
+                f"{name}.rejected.{core.Reason.CONTAMINATED.value}": rejected,
+                f"{name}.negatives_removed": removed,
+            }
+        )
         report(self.progress, core.NAME, kept=kept, rejected=rejected)
 
     def finish_bundle(self):

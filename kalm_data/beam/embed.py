@@ -12,9 +12,8 @@ import logging
 import time
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from kalm_data.beam import NAMESPACE
+from kalm_data.beam.counts import tally
 from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.buckets import encode_order, group_key
 from kalm_data.harness.progress import flush, report
@@ -25,7 +24,8 @@ CHUNK = 1024  # texts per cache file
 
 
 class EmbedGroupFn(beam.DoFn):
-    """(group, [(key, text), ...]) -> (key, vector) for each unique key. Teacher loaded in setup."""
+    """(group, [(key, text), ...]) -> (key, vector) for each unique key, then a ``Tally`` of
+    texts from the cache, encoded and truncated. Teacher loaded in setup."""
 
     def __init__(
         self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
@@ -34,9 +34,6 @@ class EmbedGroupFn(beam.DoFn):
         self.cfg_json = cfg.model_dump_json()
         self.teacher_name = teacher
         self.fingerprint = fingerprint
-        self.encoded = Metrics.counter(NAMESPACE, "texts_encoded")
-        self.hits = Metrics.counter(NAMESPACE, "texts_from_cache")
-        self.truncated = Metrics.counter(NAMESPACE, "texts_truncated_for_teacher")
 
     def setup(self):
         from kalm_data.embed.cache import EmbeddingCache
@@ -51,22 +48,18 @@ class EmbedGroupFn(beam.DoFn):
         bucket = group.split("/")[0]
         ordered = encode_order(list(pairs))
         cached = self.cache.get(bucket, [k for k, _ in ordered])
-        self.hits.inc(len(cached))
         report(self.progress, "embed", cached=len(cached))
         yield from cached.items()
         todo = [(k, t) for k, t in ordered if k not in cached]
-        start = time.monotonic()
+        start, truncated_total = time.monotonic(), 0
         for i in range(0, len(todo), CHUNK):
             chunk = todo[i : i + CHUNK]
             keys, texts = [k for k, _ in chunk], [t for _, t in chunk]
-            vectors = self.teacher.encode(texts)
+            # One tokenisation gives both the vectors and the count of texts cut to max tokens.
+            vectors, truncated = self.teacher.encode_counting(texts)
             self.cache.put(bucket, keys, vectors)
-            self.encoded.inc(len(keys))
+            truncated_total += truncated
             report(self.progress, "embed", encoded=len(keys))
-            # A text of fewer characters than the limit cannot have more tokens than it.
-            long = [t for t in texts if len(t) > self.teacher.max_tokens - 2]
-            over = sum(n > self.teacher.max_tokens for n in self.teacher.count_tokens(long))
-            self.truncated.inc(over)
             done = i + len(chunk)
             log.info(
                 "embed %s: %d/%d texts encoded (%.0f texts/s), %d from cache",
@@ -77,6 +70,13 @@ class EmbedGroupFn(beam.DoFn):
                 len(cached),
             )
             yield from zip(keys, vectors, strict=True)
+        yield tally(
+            {
+                "texts_from_cache": len(cached),
+                "texts_encoded": len(todo),
+                "texts_truncated_for_teacher": truncated_total,
+            }
+        )
 
     def finish_bundle(self):
         flush(self.progress)
@@ -97,7 +97,8 @@ class _CountPlanned(beam.DoFn):
 
 
 class EmbedTexts(beam.PTransform):
-    """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key.
+    """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key, and
+    a ``Tally`` per group (``SplitRejected`` separates them).
 
     The unique texts are counted before any is encoded (a ``Distinct`` ends that step), so the
     progress display can estimate the time left."""

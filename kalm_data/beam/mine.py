@@ -3,10 +3,11 @@
 Joins: (text key -> tasks using it) with (text key -> vector) gives (task, (key, vector)); that
 and (task, example) are co-grouped by task. The shared candidate corpus, if any, comes in as a
 side input. ``MineTaskFn`` runs the pure ``mine_task`` steps on each task's group, the filter
-through the stage shell. Counters (the manifest's mining counters): negatives skipped by the
-margin and near-duplicate guards, examples short of negatives, given negatives scoring above the
-margin (kept, counted), and ``filter_positives_dropped``: failing positives removed from
-examples that stayed (a row whose positives all failed is a ``filter`` rejection instead).
+through the stage shell. One ``Tally`` per task (``kalm_data.beam.counts``) carries the filter
+stage's row counts and the manifest's mining counters: negatives skipped by the margin and
+near-duplicate guards, examples short of negatives, given negatives scoring above the margin
+(kept, counted), and ``filter_positives_dropped``: failing positives removed from examples that
+stayed (a row whose positives all failed is a ``filter`` rejection instead).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from __future__ import annotations
 import logging
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from kalm_data.beam import NAMESPACE, SplitRejected
+from kalm_data.beam import SplitRejected
+from kalm_data.beam.counts import tally
 from kalm_data.curate.config import CurateConfig
 from kalm_data.harness.progress import flush, report
 from kalm_data.mining.params import MiningParams
@@ -42,7 +43,8 @@ def _fan_out(item):
 
 
 class MineTaskFn(beam.DoFn):
-    """(task, {"examples", "vectors"}) -> (task, kept rows) and the ``RejectedRecord``s."""
+    """(task, {"examples", "vectors"}) -> (task, kept rows), the ``RejectedRecord``s and a
+    ``Tally``."""
 
     def __init__(self, params: dict, teacher: str, progress: str | None = None):
         self.params_dict = params  # ``MiningParams.to_dict()``
@@ -88,14 +90,14 @@ class MineTaskFn(beam.DoFn):
         report(self.progress, "mine", tasks=1, kept=len(result.kept))
         flush(self.progress)
         s = result.stats
-        for name, value in (
-            ("negatives_skipped_margin", s.skipped_margin),
-            ("negatives_skipped_near_duplicate", s.skipped_near_duplicate),
-            ("examples_short_of_negatives", s.short),
-            ("given_negatives_above_margin", s.given_above_margin),
-            ("filter_positives_dropped", result.positives_dropped),
-        ):
-            Metrics.counter(NAMESPACE, name).inc(value)
+        counts = {
+            **self.filter.drain(),
+            "negatives_skipped_margin": s.skipped_margin,
+            "negatives_skipped_near_duplicate": s.skipped_near_duplicate,
+            "examples_short_of_negatives": s.short,
+            "given_negatives_above_margin": s.given_above_margin,
+            "filter_positives_dropped": result.positives_dropped,
+        }
         log.info(
             "mine %s: %d kept, %d rejected by the %s filter",
             task,
@@ -105,10 +107,12 @@ class MineTaskFn(beam.DoFn):
         )
         yield task, result.kept
         yield from result.rejected
+        yield tally(counts)
 
 
 class MineTasks(beam.PTransform):
-    """Examples + (key, vector) + corpus [(key, text, vector)] -> (task, rows) and rejections."""
+    """Examples + (key, vector) + corpus [(key, text, vector)] -> (task, rows) and reports
+    (rejections and tallies)."""
 
     def __init__(self, cfg: CurateConfig, teacher: str, progress: str | None = None):
         super().__init__()

@@ -7,15 +7,16 @@
 No worker holds a global set: a bucket holds only the pairs whose band matches, and the join is
 by key. Each pair's decision depends only on its candidates, so the output is the same on every
 runner and worker layout. Input ids must be unique per task (``DedupIds`` runs first). Rows are
-counted like ``ApplyStage`` does (``neardup.in/.out/.rejected.<reason>``, progress display).
+counted like ``ApplyStage`` does (a ``Tally`` of ``neardup.in/.out/.rejected.<reason>``, and the
+progress display).
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from kalm_data.beam import NAMESPACE, SplitRejected
+from kalm_data.beam import SplitRejected
+from kalm_data.beam.counts import tally
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import InputPair
 from kalm_data.stages import neardup as core
@@ -53,25 +54,19 @@ class _DecideFn(beam.DoFn):
     def __init__(self, progress: str | None):
         self.progress = progress
 
-    def setup(self):
-        self.rows_in = Metrics.counter(NAMESPACE, f"{core.NAME}.in")
-        self.rows_out = Metrics.counter(NAMESPACE, f"{core.NAME}.out")
-        self.rejected = Metrics.counter(
-            NAMESPACE, f"{core.NAME}.rejected.{core.Reason.NEAR_DUPLICATE.value}"
-        )
-
     def process(self, item):
         _, joined = item
         pairs, dups = list(joined["pair"]), list(joined["dup"])
-        self.rows_in.inc(len(pairs))
         for pair in pairs:
-            if dups:
-                self.rejected.inc()
-                yield core.reject(pair, min(dups))
-            else:
-                self.rows_out.inc()
-                yield pair
+            yield core.reject(pair, min(dups)) if dups else pair
         kept = 0 if dups else len(pairs)
+        yield tally(
+            {
+                f"{core.NAME}.in": len(pairs),
+                f"{core.NAME}.out": kept,
+                f"{core.NAME}.rejected.{core.Reason.NEAR_DUPLICATE.value}": len(pairs) - kept,
+            }
+        )
         report(self.progress, core.NAME, kept=kept, rejected=len(pairs) - kept)
 
     def finish_bundle(self):

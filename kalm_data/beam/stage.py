@@ -2,17 +2,19 @@
 
 ``ApplyStage(stage)`` turns a PCollection of records into ``(kept, rejected)``: grouped stages
 are keyed and grouped first; every element goes through ``stage.process``; rows are counted
-through ``Metrics`` (``<stage>.in``, ``<stage>.out``, ``<stage>.rejected.<reason>``) and the
-progress display; and an element whose outputs do not account for its input rows fails the run
-(a stage must never let a record vanish).
+in a ``Tally`` per element (``<stage>.in``, ``<stage>.out``, ``<stage>.rejected.<reason>``,
+``kalm_data.beam.counts``) and in the progress display; and an element whose outputs do not
+account for its input rows fails the run (a stage must never let a record vanish).
 """
 
 from __future__ import annotations
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
+from collections import Counter
 
-from kalm_data.beam import NAMESPACE, SplitRejected
+import apache_beam as beam
+
+from kalm_data.beam import SplitRejected
+from kalm_data.beam.counts import tally
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord
 from kalm_data.stage import Stage, rows_of
@@ -29,11 +31,10 @@ class StageRunner:
     def __init__(self, stage: Stage, progress: str | None = None):
         self.stage = stage
         self.progress = progress
+        self.counts: Counter = Counter()
 
     def setup(self) -> None:
         self.stage.setup()
-        self.rows_in = Metrics.counter(NAMESPACE, f"{self.stage.name}.in")
-        self.rows_out = Metrics.counter(NAMESPACE, f"{self.stage.name}.out")
 
     def _rows_in(self, element) -> int:
         if self.stage.grouped:
@@ -41,15 +42,15 @@ class StageRunner:
         return rows_of(element)
 
     def __call__(self, element) -> list:
-        """The stage's outputs for ``element``; ``LostRecords`` if rows do not add up."""
+        """The stage's outputs for ``element``; ``LostRecords`` if rows do not add up. Its
+        rows are added to the counts ``drain`` hands out."""
         name, expected = self.stage.name, self._rows_in(element)
-        self.rows_in.inc(expected)
         outputs = list(self.stage.process(element))
         kept = rejected = 0
         for out in outputs:
             if isinstance(out, RejectedRecord):
                 rejected += out.rows
-                Metrics.counter(NAMESPACE, f"{name}.rejected.{out.reason}").inc(out.rows)
+                self.counts[f"{name}.rejected.{out.reason}"] += out.rows
             else:
                 kept += rows_of(out)
         if kept + rejected != expected:
@@ -57,9 +58,16 @@ class StageRunner:
                 f"stage {name!r} was given {expected} row(s) and accounted for "
                 f"{kept + rejected} ({kept} kept, {rejected} rejected)"
             )
-        self.rows_out.inc(kept)
+        self.counts[f"{name}.in"] += expected
+        self.counts[f"{name}.out"] += kept
         report(self.progress, name, kept=kept, rejected=rejected)
         return outputs
+
+    def drain(self) -> dict[str, int]:
+        """The rows counted since the last call: ``<stage>.in``, ``.out``,
+        ``.rejected.<reason>``."""
+        counts, self.counts = dict(self.counts), Counter()
+        return counts
 
 
 class StageFn(beam.DoFn):
@@ -73,6 +81,7 @@ class StageFn(beam.DoFn):
 
     def process(self, element):
         yield from self.runner(element)
+        yield tally(self.runner.drain())
 
     def finish_bundle(self):
         flush(self.runner.progress)

@@ -1,9 +1,11 @@
-"""Writing stage: task shards and the rejected output, as explicit-schema Parquet in staging."""
+"""Writing stage: task shards and the rejected output, as explicit-schema Parquet in staging, and
+the run's summed tallies (``kalm_data.beam.counts``) as ``_counts/tallies.json``."""
 
 from __future__ import annotations
 
 import apache_beam as beam
 
+from kalm_data.beam.counts import TALLIES, Tally, write_tallies
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord, TrainingExample
 from kalm_data.writers.names import folder_name
@@ -42,17 +44,27 @@ def _write_rejected(item, root: str, rows_per_part: int):
 
 
 class WriteRejected(beam.PTransform):
-    """``RejectedRecord``s -> ``<root>/rejected/<stage>/part-*.parquet``."""
+    """Reports -> ``<root>/rejected/<stage>/part-*.parquet`` for the ``RejectedRecord``s and
+    ``<root>/_counts/tallies.json`` for the ``Tally``s, summed; the files written out."""
 
     def __init__(self, root: str, rows_per_part: int):
         super().__init__()
         self.root = root
         self.rows_per_part = rows_per_part
 
-    def expand(self, rejected):
-        return (
-            rejected
+    def expand(self, reports):
+        parts = (
+            reports
+            | "OnlyRejected" >> beam.Filter(lambda r: not isinstance(r, Tally))
             | "KeyByStage" >> beam.Map(lambda r: (r.stage, r))
             | "GroupByStage" >> beam.GroupByKey()
             | "WriteStage" >> beam.FlatMap(_write_rejected, self.root, self.rows_per_part)
         )
+        tallies = (
+            reports
+            | "Tallies" >> beam.FlatMap(lambda r: r.counts if isinstance(r, Tally) else ())
+            | "SumTallies" >> beam.CombinePerKey(sum)
+            | "AllTallies" >> beam.combiners.ToList()
+            | "WriteTallies" >> beam.Map(write_tallies, f"{self.root}/{TALLIES}")
+        )
+        return (parts, tallies) | "RejectedFiles" >> beam.Flatten()

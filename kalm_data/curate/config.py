@@ -46,9 +46,27 @@ class CurateConfig(BaseModel):
         description="texts over the teacher's max tokens: embed truncated, or reject",
     )
     # Mining (KaLM: exact inner product, top 100, 7 negatives from ranks 50-99).
-    index: Literal["flat", "ivf"] = "flat"
+    index: Literal["flat", "ivf", "ivfpq"] = Field(
+        default="flat",
+        description="flat = exact; ivf, ivfpq (compressed) = approximate, recall in "
+        "benchmarks/bench_index_recall.py",
+    )
     ivf_nlist: int = Field(default=0, ge=0, description="0 = 4 * sqrt(pool size)")
     ivf_nprobe: int = Field(default=32, gt=0)
+    ivf_pq_m: int = Field(
+        default=0,
+        ge=0,
+        description="ivfpq: bytes per vector (must divide the embedding dimension); 0 = dim / 4",
+    )
+    pool_shard_size: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="pools larger than this are searched in shards of this many texts, top-k "
+        "merged exactly (index memory per shard, not per pool)",
+    )
+    faiss_device: Literal["auto", "cpu", "gpu"] = Field(
+        default="auto", description="where FAISS searches; auto = the GPU(s) when FAISS sees one"
+    )
     num_negatives: int = Field(default=7, ge=0)
     window_start: int = Field(default=50, ge=0)
     window_end: int = Field(default=100, gt=0)
@@ -116,6 +134,11 @@ class CurateConfig(BaseModel):
     )
     embed_shards: int = Field(
         default=4, gt=0, description="parallel groups per length bucket in the embedding stage"
+    )
+    checkpoints: bool = Field(
+        default=True,
+        description="keep each finished stage in OUTPUT/.kalm-data/checkpoints: a rerun (after "
+        "a kill, or with other mining settings) skips the stages already done",
     )
 
     @model_validator(mode="after")

@@ -7,6 +7,14 @@
 ``build`` only wires transforms; ``run`` stages the outputs, runs the pipeline on any Beam runner,
 commits the outputs and writes the manifest. Both are used by ``kalm-data curate`` and by
 ``pipelines/curate.py``.
+
+Checkpoints (``kalm_data.harness.checkpoint``): the output of "pairs" (everything before
+embedding) and of "mined" (the corpus, embedding, mining and filter: everything before writing)
+is kept in ``OUTPUT/.kalm-data/checkpoints/<stage>-<key>/``, keyed by the inputs and the
+settings the stage reads (``PAIRS_SETTINGS``, ``MINED_SETTINGS``). A rerun reads a finished
+stage instead of running it, so a run killed at any point resumes where it was, with the same
+output; a new rank window re-runs mining onwards only. After a commit, the checkpoints the run
+did not use are removed; ``--no-checkpoints`` neither reads nor writes any.
 """
 
 from __future__ import annotations
@@ -16,14 +24,23 @@ import os
 
 import apache_beam as beam
 
+from kalm_data.beam import SplitRejected
+from kalm_data.beam.checkpoint import SumTallies, checkpointed
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.read import ReadInputs
 from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
+from kalm_data.curate.checkpoints import (
+    MINED_COLLECTIONS,
+    PAIRS_COLLECTIONS,
+    checkpoint_plan,
+    remove_unused_checkpoints,
+)
 from kalm_data.curate.config import CurateConfig
 from kalm_data.curate.stages import pair_stages, recorded_names
-from kalm_data.harness.run import count_read, finish_graph
+from kalm_data.harness.checkpoint import Checkpoint, checkpoint_root
+from kalm_data.harness.run import READ_COUNT, count_read, finish_graph
 from kalm_data.published import teacher_name
 from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
@@ -58,13 +75,43 @@ def build(
     fingerprint: str,
     staging: str,
     stages: list[Stage] | None = None,
-):
+    checkpoints: dict[str, Checkpoint] | None = None,
+) -> dict:
     """Wire the curate pipeline into ``p``; outputs go under ``staging``. ``stages`` replaces
-    ``pair_stages(cfg, teacher)`` (to add a stage of your own)."""
-    stages = pair_stages(cfg, teacher, staging) if stages is None else stages
-    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, staging, recorded_names(cfg))
-    count_file = count_read(rows, staging)
-    finish_graph(count_file, *curate_records(p, rows, cfg, teacher, fingerprint, staging, stages))
+    ``pair_stages(cfg, teacher)`` (to add a stage of your own; no checkpoints then).
+    ``checkpoints`` (``checkpoint_plan``): the "pairs" and "mined" stages are read from their
+    checkpoints when done, else run and checkpointed. Returns, per checkpoint used, its folder
+    and whether it was reused (the manifest's ``checkpoints``)."""
+    if checkpoints is None or stages is not None:
+        stages = pair_stages(cfg, teacher, staging) if stages is None else stages
+        rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, staging, recorded_names(cfg))
+        count_file = count_read(rows, staging)
+        files = curate_records(p, rows, cfg, teacher, fingerprint, staging, stages)
+        finish_graph(count_file, *files)
+        return {}
+    mined, mined_reused = checkpoints["mined"], checkpoints["mined"].done()
+    pairs, pairs_reused = checkpointed(
+        p,
+        checkpoints["pairs"],
+        PAIRS_COLLECTIONS,
+        lambda: _pair_stages(p, cfg, teacher, staging),
+        read=("reports", "read") if mined_reused else PAIRS_COLLECTIONS,
+    )
+    count_file = pairs["read"] | "WriteCount" >> beam.Map(_write_read_count, staging)
+    files = curate_records(
+        p,
+        pairs.get("examples"),
+        cfg,
+        teacher,
+        fingerprint,
+        staging,
+        [],
+        rejected_before=(pairs["reports"],),
+        checkpoint=mined,
+    )
+    finish_graph(count_file, *files)
+    reused = {"pairs": pairs_reused, "mined": mined_reused}
+    return {k: {"folder": c.name, "reused": reused[k]} for k, c in checkpoints.items()}
 
 
 def curate_records(
@@ -76,11 +123,38 @@ def curate_records(
     staging: str,
     stages: list[Stage],
     rejected_before=(),
+    checkpoint: Checkpoint | None = None,
 ) -> tuple:
     """Everything after reading: ``records`` (raw rows, or input pairs when ``stages`` starts
     after validation) through ``stages``, embedding, mining, filtering and writing. Rejections
-    of earlier steps (``rejected_before``) are written with the rest. Returns the PCollections
-    of the files written (for ``finish_graph``)."""
+    of earlier steps (``rejected_before``) are written with the rest. With ``checkpoint`` (the
+    "mined" stage), everything before writing is read from it when it is done (``records`` is
+    not used then), else run and checkpointed. Returns the PCollections of the files written
+    (for ``finish_graph``)."""
+    # The embedding's tallies count this run's work (texts encoded, cache hits), not the data:
+    # they are never checkpointed, and a run that reuses "mined" embeds nothing.
+    embedding: list = []
+
+    def mine() -> dict:
+        mined = _mine(p, records, cfg, teacher, fingerprint, staging, stages)
+        embedding.append(mined.pop("embedding"))
+        return mined
+
+    if checkpoint is None:
+        mined = mine()
+    else:
+        mined, _ = checkpointed(p, checkpoint, MINED_COLLECTIONS, lambda: _summed(mine()))
+    shard_files = mined["kept"] | "WriteShards" >> beam.ParDo(
+        WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
+    )
+    rejected = (*rejected_before, mined["reports"], *embedding) | "AllRejected" >> beam.Flatten()
+    rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
+    return shard_files, rejected_files
+
+
+def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging: str, stages):
+    """``records`` through ``stages``, the corpus, embedding and mining -> {"kept": (task,
+    rows), "reports": every step's rejections and tallies, "embedding": the embedding's}."""
     names = recorded_names(cfg)
     corpus = CorpusTexts({names[s.path]: s.columns.get("text", "text") for s in cfg.corpus})
     examples, dropped = apply_stages(records, stages, staging)
@@ -90,7 +164,11 @@ def curate_records(
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
-    vectors = keyed_texts | "Embed" >> EmbedTexts(cfg, teacher, fingerprint, staging)
+    vectors, embed_tallies = (
+        keyed_texts
+        | "Embed" >> EmbedTexts(cfg, teacher, fingerprint, staging)
+        | "SplitEmbedded" >> SplitRejected()
+    )
     corpus_vectors = (
         {"text": corpus_texts, "vector": vectors}
         | "JoinCorpus" >> beam.CoGroupByKey()
@@ -99,14 +177,34 @@ def curate_records(
     kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(
         cfg, teacher_name(teacher, cfg.show_paths), staging
     )
-    shard_files = kept | "WriteShards" >> beam.ParDo(
-        WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
-    )
-    rejected = (*rejected_before, *dropped, filtered, corpus_dropped) | (
-        "AllRejected" >> beam.Flatten()
-    )
-    rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
-    return shard_files, rejected_files
+    reports = (*dropped, filtered, corpus_dropped) | "MinedReports" >> beam.Flatten()
+    return {"kept": kept, "reports": reports, "embedding": embed_tallies}
+
+
+def _summed(mined: dict) -> dict:
+    """``mined`` with its tallies summed into one (what the checkpoint stores)."""
+    return {"kept": mined["kept"], "reports": mined["reports"] | "SumMined" >> SumTallies()}
+
+
+def _pair_stages(p: beam.Pipeline, cfg: CurateConfig, teacher: str, staging: str) -> dict:
+    """Read the inputs and run ``pair_stages``: the "pairs" checkpoint's collections."""
+    rows = p | "ReadInputs" >> ReadInputs(cfg.inputs, staging, recorded_names(cfg))
+    examples, dropped = apply_stages(rows, pair_stages(cfg, teacher, staging), staging)
+    return {
+        "examples": examples,
+        "reports": dropped | "PairReports" >> beam.Flatten() | "SumPairs" >> SumTallies(),
+        "read": rows
+        | "CountRows" >> beam.combiners.Count.Globally()
+        | "ReadCount" >> beam.Map(lambda n: ("rows_read", n)),
+    }
+
+
+def _write_read_count(item: tuple[str, int], staging: str) -> str:
+    """The funnel's top, as ``count_read`` writes it, from the checkpointed count."""
+    from kalm_data.writers.manifest import write_json
+
+    write_json({"rows_read": item[1]}, f"{staging}/{READ_COUNT}")
+    return f"{staging}/{READ_COUNT}"
 
 
 def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
@@ -174,18 +272,28 @@ def run(
     inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
+    plan = checkpoint_plan(cfg, teacher, fingerprint, inputs) if cfg.checkpoints else None
+    used: dict = {}  # per checkpoint: folder, reused (filled when the graph is built)
     job = Job(
         command="curate",
         output=cfg.output,
         settings=published_settings(cfg, teacher),
         inputs=inputs,
-        build=lambda p, staging: build(p, cfg, teacher, fingerprint, staging, stages),
+        build=lambda p, staging: used.update(
+            build(p, cfg, teacher, fingerprint, staging, stages, plan)
+        ),
+        report=lambda staging: {"checkpoints": used} if used else {},
         sections={
             "teacher": {
                 "teacher": teacher_name(teacher, cfg.show_paths),
                 "fingerprint": fingerprint,
             }
         },
-        kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir} and reused",
+        kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir}"
+        + (f" and finished stages in {checkpoint_root(cfg.output)}" if plan else "")
+        + ", and reused",
     )
-    return execute(job, beam_args, test_pipeline, overwrite, verbose)
+    manifest = execute(job, beam_args, test_pipeline, overwrite, verbose)
+    if used and manifest["counts"]["balanced"]:
+        remove_unused_checkpoints(cfg.output, [v["folder"] for v in used.values()])
+    return manifest

@@ -3,7 +3,8 @@
 Layout: ``<root>/<teacher fingerprint>/<bucket>/<sha of keys>.npz``, each file holding ``keys``
 (text keys) and ``vectors`` (float32). Files are written to a temporary name and renamed, so a
 killed run leaves only whole files, and everything it finished is reused by the next run.
-A reader loads only the files of the buckets it asks for, so memory follows the work at hand.
+A reader reads only the files of the bucket it asks for and keeps only the vectors it asks for,
+so memory follows the work at hand, not the size of the cache.
 """
 
 from __future__ import annotations
@@ -34,23 +35,27 @@ class EmbeddingCache:
 
         self.fs, base = fsspec.core.url_to_fs(root)
         self.base = f"{base.rstrip('/')}/{teacher_fingerprint}"
-        self._loaded: dict[str, dict[str, np.ndarray]] = {}
-
-    def _bucket(self, bucket: str) -> dict[str, np.ndarray]:
-        if bucket not in self._loaded:
-            found: dict[str, np.ndarray] = {}
-            folder = f"{self.base}/{bucket}"
-            files = sorted(self.fs.glob(f"{folder}/*.npz")) if self.fs.exists(folder) else []
-            for path in files:
-                with self.fs.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
-                    found.update(zip(data["keys"].tolist(), data["vectors"], strict=True))
-            self._loaded[bucket] = found
-        return self._loaded[bucket]
 
     def get(self, bucket: str, keys: list[str]) -> dict[str, np.ndarray]:
-        """The cached vectors among ``keys`` (missing keys are absent from the result)."""
-        known = self._bucket(bucket)
-        return {k: known[k] for k in keys if k in known}
+        """The cached vectors among ``keys`` (missing keys are absent from the result).
+
+        The bucket's files are read one at a time and only the vectors asked for are kept, so
+        memory follows ``keys``, not the bucket: a worker holds the vectors of its own group."""
+        wanted = set(keys)
+        found: dict[str, np.ndarray] = {}
+        folder = f"{self.base}/{bucket}"
+        if not wanted or not self.fs.exists(folder):
+            return found
+        for path in sorted(self.fs.glob(f"{folder}/*.npz")):
+            with self.fs.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
+                file_keys = data["keys"].tolist()
+                rows = [i for i, k in enumerate(file_keys) if k in wanted and k not in found]
+                if rows:
+                    vectors = data["vectors"][rows]
+                    found.update(zip((file_keys[i] for i in rows), vectors, strict=True))
+            if len(found) == len(wanted):
+                break
+        return found
 
     def put(self, bucket: str, keys: list[str], vectors: np.ndarray) -> None:
         """Store ``vectors`` (len(keys), dim) atomically as one new file of ``bucket``."""
@@ -65,4 +70,3 @@ class EmbeddingCache:
         with self.fs.open(tmp, "wb") as f:
             f.write(buf.getvalue())
         self.fs.mv(tmp, f"{folder}/{name}.npz")
-        self._bucket(bucket).update(zip(keys, vectors, strict=True))

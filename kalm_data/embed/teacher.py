@@ -1,20 +1,30 @@
 """The teacher embedder (sentence-transformers), loaded once per worker.
 
-Contract: ``Teacher.encode(texts)`` returns L2-normalised float32 rows in the order of ``texts``;
-texts longer than the model's ``max_seq_length`` tokens are truncated by the model (counted by
-``count_overlong``). The same texts in the same order always give the same bits: callers keep
-batch composition deterministic (see ``kalm_data.embed.buckets``).
+Contract: ``Teacher.encode(texts)`` returns L2-normalised float32 rows in the order of ``texts``,
+equal to ``SentenceTransformer.encode(texts, normalize_embeddings=True)`` up to float noise (~1e-6);
+texts longer than the model's ``max_seq_length`` tokens are truncated, and
+``Teacher.encode_counting(texts)`` also says how many were. Each text is tokenised once; the
+forward pass runs on token-budget batches (``kalm_data.embed.batching``), so batch composition is
+a pure function of the texts in their given order: the same texts in the same order always give
+the same bits (callers fix the order, see ``kalm_data.embed.buckets``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from kalm_data.embed.batching import budget_batches, pad
+
 log = logging.getLogger(__name__)
+
+# Padded tokens per forward batch (batch x longest). The best budget on a 2-core CPU for MiniLM:
+# see benchmarks/bench_encode.py --budgets.
+DEFAULT_TOKEN_BUDGET = 8192
 
 
 def default_teacher() -> str:
@@ -81,10 +91,19 @@ def check_teacher(name: str) -> None:
 
 
 class Teacher:
-    """A sentence-transformers model on CPU (or CUDA when available)."""
+    """A sentence-transformers model on CPU (or CUDA when available).
+
+    ``token_budget`` bounds batch x longest of every forward batch (default: ``batch_size``
+    texts of the longest length, ``batch_size * max_seq_length``).
+    """
 
     def __init__(
-        self, name_or_path: str, batch_size: int = 32, threads: int = 0, precision: str = "fp32"
+        self,
+        name_or_path: str,
+        batch_size: int = 32,
+        threads: int = 0,
+        precision: str = "fp32",
+        token_budget: int | None = None,
     ):
         import torch
         from sentence_transformers import SentenceTransformer
@@ -94,40 +113,101 @@ class Teacher:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
         self.model = SentenceTransformer(name_or_path, device=device, model_kwargs={"dtype": dtype})
+        self.model.eval()
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length)
+        self.token_budget = token_budget or batch_size * self.max_tokens
         self.dim = int(self.model.get_embedding_dimension())
+        self._tokenizer = self.model.tokenizer
+        self._backend = _truncating_backend(self._tokenizer, self.max_tokens)
         log.info(
-            "teacher %s on %s (max %d tokens, %d-d)",
+            "teacher %s on %s (max %d tokens, %d-d, %d tokens a batch)",
             name_or_path,
             device,
             self.max_tokens,
             self.dim,
+            self.token_budget,
         )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised."""
+        return self.encode_counting(texts)[0]
+
+    def encode_counting(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """(vectors, n_truncated): ``encode(texts)`` and how many texts had more tokens than
+        ``max_tokens`` (so were cut), both from one tokenisation."""
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        vectors = np.asarray(vectors, dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32), 0
+        rows, n_truncated = self.tokenize(texts)
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for batch in budget_batches([len(r["input_ids"]) for r in rows], self.token_budget):
+            vectors[batch] = self._forward([rows[i] for i in batch])
         # Re-normalise in float32: a bf16 model's normalisation leaves norms of 1 +- 1e-2.
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(vectors)
+        return vectors, n_truncated
+
+    def tokenize(self, texts: list[str]) -> tuple[list[dict[str, list[int]]], int]:
+        """Model inputs of each text, truncated to ``max_tokens``, and how many were cut."""
+        if self._backend is None:  # a tokenizer without a Rust backend: tokenise twice
+            full = self.count_tokens(texts)
+            enc = self._tokenizer(texts, truncation=True, max_length=self.max_tokens)
+            names = [n for n in self._tokenizer.model_input_names if n in enc]
+            rows = [{n: enc[n][i] for n in names} for i in range(len(texts))]
+            return rows, sum(n > self.max_tokens for n in full)
+        encodings = self._backend.encode_batch(texts)
+        names = self._tokenizer.model_input_names
+        rows = [_features(e, names) for e in encodings]
+        return rows, sum(1 for e in encodings if e.overflowing)
+
+    def _forward(self, rows: list[dict[str, list[int]]]) -> np.ndarray:
+        """(len(rows), dim) float32 sentence embeddings of one padded batch."""
+        import torch
+
+        left = self._tokenizer.padding_side == "left"
+        pads = {
+            "input_ids": self._tokenizer.pad_token_id or 0,
+            "token_type_ids": self._tokenizer.pad_token_type_id,
+            "attention_mask": 0,
+        }
+        features = {
+            name: torch.from_numpy(pad([r[name] for r in rows], pads.get(name, 0), left)).to(
+                self.model.device
+            )
+            for name in rows[0]
+        }
+        with torch.inference_mode():
+            out = self.model(features)["sentence_embedding"]  # (batch, dim)
+        return out.float().cpu().numpy()
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts (special tokens included) before truncation."""
         if not texts:
             return []
-        enc = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)
+        enc = self._tokenizer(texts, add_special_tokens=True, truncation=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def too_long(self, text: str) -> bool:
         """True when ``text`` exceeds the teacher's max tokens."""
         return self.count_tokens([text])[0] > self.max_tokens
+
+
+def _truncating_backend(tokenizer, max_tokens: int):
+    """A private copy of the tokenizer's Rust backend that truncates to ``max_tokens`` and
+    does not pad (``None`` for a tokenizer without one)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    backend = copy.deepcopy(backend)
+    backend.enable_truncation(max_tokens, direction=getattr(tokenizer, "truncation_side", "right"))
+    backend.no_padding()
+    return backend
+
+
+def _features(encoding, names: list[str]) -> dict[str, list[int]]:
+    """The model inputs ``names`` of one tokenizers ``Encoding``."""
+    fields = {
+        "input_ids": encoding.ids,
+        "attention_mask": encoding.attention_mask,
+        "token_type_ids": encoding.type_ids,
+    }
+    return {n: fields[n] for n in names if n in fields}

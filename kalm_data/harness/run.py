@@ -10,7 +10,9 @@
    (``kalm_data.harness.console``, ``kalm_data.harness.progress``); Ctrl-C stops it at once;
 4. the staged files are counted; only when rows read = rows kept + rows rejected is the output
    committed and ``manifest.json`` (counts per stage and reason, settings, versions, input
-   fingerprints, counters, seconds per stage, the job's own sections) written last.
+   fingerprints, counters, seconds per stage, the job's own sections) written last. The
+   counters are the tallies the pipeline wrote (``kalm_data.beam.counts``), the same on every
+   runner; the runner's metrics only for a graph that wrote none.
 
 It returns the manifest; ``counts.balanced`` false means nothing was committed.
 """
@@ -180,6 +182,7 @@ def execute(
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from kalm_data.beam.counts import read_tallies
     from kalm_data.harness.console import quiet_console
     from kalm_data.harness.progress import ProgressDisplay, read_timings
     from kalm_data.published import redact
@@ -206,12 +209,13 @@ def execute(
         if not verbose:
             log.info("logs: %s", _keep_log(log_path, job.output))
         timings = {**read_timings(staging), "total": round(time.monotonic() - started, 3)}
+        tallies = read_tallies(staging)
         manifest = build_manifest(
             staging,
             _rows_read(staging),
             job.settings,
             job.inputs,
-            metrics_of(result),
+            metrics_of(result) if tallies is None else tallies,
             timings,
         )
         manifest.update(job.sections)

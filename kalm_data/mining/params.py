@@ -12,15 +12,19 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kalm_data.curate.config import CurateConfig
+    from kalm_data.mining.search import IndexSpec
 
 
 @dataclass(frozen=True)
 class MiningParams:
     """Index, negative window and guards, consistency filter, seed (see ``CurateConfig``)."""
 
-    index: str  # "flat" (exact) or "ivf" (approximate)
+    index: str  # "flat" (exact), "ivf" or "ivfpq" (approximate)
     ivf_nlist: int  # 0 = 4 * sqrt(pool size)
     ivf_nprobe: int
+    ivf_pq_m: int  # ivfpq bytes per vector; 0 = dim / 4
+    pool_shard_size: int  # larger pools are searched shard by shard (``mining.sharded``)
+    faiss_device: str  # "auto", "cpu" or "gpu" (``mining.search.resolve_device``)
     num_negatives: int  # given negatives count towards it
     window_start: int  # negatives are drawn from candidate ranks [window_start, window_end)
     window_end: int
@@ -38,6 +42,13 @@ class MiningParams:
                 f"window_end ({self.window_end}) must be greater than "
                 f"window_start ({self.window_start})"
             )
+
+    def index_spec(self) -> IndexSpec:
+        """The FAISS index these settings ask for (``faiss_device`` resolved here)."""
+        from kalm_data.mining.search import IndexSpec, resolve_device
+
+        device = resolve_device(self.faiss_device)
+        return IndexSpec(self.index, self.ivf_nlist, self.ivf_nprobe, self.ivf_pq_m, device)
 
     @classmethod
     def from_config(cls, cfg: CurateConfig) -> MiningParams:

@@ -1,11 +1,12 @@
 """Ranking one task's pool for each of its queries: one ``Ranked`` record per example.
 
 Contract of ``rank_task``:
-- FAISS returns ``search_depth + max positives + 1`` neighbours per query (so that removing an
-  example's own texts still leaves ``search_depth`` candidates); they are re-scored with
-  ``kalm_data.mining.scores.dot`` and sorted by (score desc, pool id), then the example's own
-  ids (``TaskPool.own_ids``: all its positives and its query) are removed. Ranks are 0-based
-  positions in that candidate list.
+- Each query gets ``search_depth + max positives + 1`` neighbours (so that removing an
+  example's own texts still leaves ``search_depth`` candidates) from
+  ``kalm_data.mining.sharded.search_pool``: scored with ``kalm_data.mining.scores.dot`` and
+  sorted by (score desc, pool id), with ``flat`` exactly the pool's top ones by that order;
+  then the example's own ids (``TaskPool.own_ids``: all its positives and its query) are
+  removed. Ranks are 0-based positions in that candidate list.
 - Per positive (``Ranked.positive_ranks``, in the example's order): ``positive_rank`` is its
   rank among the candidates, exact even beyond the searched depth (one exact pass over the pool
   when needed); ``query_rank`` is the reverse direction: the example's query's rank among all
@@ -13,6 +14,10 @@ Contract of ``rank_task``:
 - ``score_at_k`` (the same for every positive of an example) is the score of the candidate at
   rank ``filter_k - 1``, None when fewer exist.
 - ``Ranked.ranks`` is the best positive's (highest score, the first on ties).
+- Pools (and query sets) larger than ``pool_shard_size`` are searched shard by shard
+  (``kalm_data.mining.sharded``), and the exact pass runs over the pool in slices of that size:
+  with ``flat`` the ``Ranked`` records are identical to an unsharded run, and memory beyond the
+  pool's own vectors stays O(shard size).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from kalm_data.mining.consistency import Ranks
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.pool import TaskPool
 from kalm_data.mining.scores import dot
-from kalm_data.mining.search import build_index, search
+from kalm_data.mining.search import IndexSpec
+from kalm_data.mining.sharded import search_pool
 from kalm_data.records import Example
 
 
@@ -58,39 +64,51 @@ class Ranked:
 
 def rank_task(pool: TaskPool, params: MiningParams) -> list[Ranked]:
     """A ``Ranked`` per example of ``pool``, in the pool's example order (see module docstring)."""
-    index = build_index(pool.vectors, params.index, params.ivf_nlist, params.ivf_nprobe)
+    spec, shard = params.index_spec(), params.pool_shard_size
     depth = params.search_depth + max(len(e.positives) for e in pool.examples) + 1
-    _, ids = search(index, pool.queries, depth)  # (n_examples, depth')
+    scores, ids = search_pool(pool.vectors, pool.queries, depth, spec, shard)  # (n_ex, depth')
     pos_scores = [
         dot(pool.vectors[p], q) for p, q in zip(pool.positive_ids, pool.queries, strict=True)
     ]  # per example: (n_positives,)
-    query_ranks = _query_ranks(pool, params.filter_query_k)
-    searched_all = depth >= len(pool.vectors)
+    query_ranks = _query_ranks(pool, params.filter_query_k, IndexSpec(device=spec.device), shard)
+    exact = _Exact(pool.vectors, depth >= len(pool.vectors), shard)
     return [
-        _rank_one(pool, i, ids[i], pos_scores[i], query_ranks[i], searched_all, params.filter_k)
+        _rank_one(
+            pool, i, (scores[i], ids[i]), pos_scores[i], query_ranks[i], exact, params.filter_k
+        )
         for i in range(len(pool.examples))
     ]
+
+
+@dataclass(frozen=True)
+class _Exact:
+    """What the exact rank pass needs: the pool, whether the search already returned all of it,
+    and the slice size of the pass."""
+
+    pool: np.ndarray  # (n_pool, dim)
+    searched_all: bool
+    chunk: int
 
 
 def _rank_one(
     pool: TaskPool,
     i: int,
-    neighbours: np.ndarray,
+    neighbours: tuple[np.ndarray, np.ndarray],
     pos_scores: np.ndarray,
     query_ranks: list[int | None],
-    searched_all: bool,
+    exact: _Exact,
     k: int,
 ) -> Ranked:
     """Example ``i``'s candidates (own ids removed) and where each of its positives stands."""
     q, own = pool.queries[i], pool.own_ids[i]
-    cand_scores, cand_ids = _rescore(pool.vectors, neighbours, q)
-    mask = ~np.isin(cand_ids, list(own))
+    cand_scores, cand_ids = neighbours  # (depth',) each, by (score desc, id); -1 ids last
+    mask = (cand_ids >= 0) & ~np.isin(cand_ids, list(own))
     cand_ids, cand_scores = cand_ids[mask], cand_scores[mask]
     at_k = float(cand_scores[k - 1]) if len(cand_scores) >= k else None
-    exact = _ExactRanks(q, cand_scores, pool.vectors, own, searched_all)
+    ranks = _exact_ranks(q, cand_scores, pos_scores, own, exact)
     positive_ranks = tuple(
-        Ranks(exact.rank(float(s)), qr, float(s), at_k)
-        for s, qr in zip(pos_scores, query_ranks, strict=True)
+        Ranks(r, qr, float(s), at_k)
+        for r, s, qr in zip(ranks, pos_scores, query_ranks, strict=True)
     )
     return Ranked(
         example=pool.examples[i],
@@ -103,47 +121,35 @@ def _rank_one(
     )
 
 
-def _rescore(pool: np.ndarray, ids: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """FAISS's candidates for one query, re-scored with ``dot`` and sorted by (score desc, id)."""
-    ids = ids[ids >= 0]
-    scores = dot(pool[ids], q)
-    order = np.lexsort((ids, -scores))
-    return scores[order], ids[order]
+def _exact_ranks(
+    q: np.ndarray, cand_scores: np.ndarray, scores: np.ndarray, own: set[int], exact: _Exact
+) -> list[int]:
+    """Per score: how many candidates score above it; exact beyond the searched depth via one
+    pass over the pool (in slices, own ids left out), run only when some score needs it."""
+    ranks = (cand_scores[None, :] > scores[:, None]).sum(1)  # (n_scores,)
+    beyond = ranks >= len(cand_scores)
+    if exact.searched_all or not beyond.any():
+        return ranks.tolist()
+    need = scores[beyond]  # (n_beyond,)
+    above = np.zeros(len(need), np.int64)
+    own_ids = np.array(sorted(own), np.int64)
+    for start in range(0, len(exact.pool), exact.chunk):
+        part = dot(exact.pool[start : start + exact.chunk], q)  # (chunk,)
+        mine = own_ids[(own_ids >= start) & (own_ids < start + len(part))] - start
+        above += (part[:, None] > need[None, :]).sum(0) - (part[mine, None] > need).sum(0)
+    ranks[beyond] = above
+    return ranks.tolist()
 
 
-class _ExactRanks:
-    """Candidates scoring above a score, for one query; exact beyond the searched depth via one
-    dot product over the pool, computed at most once per example."""
-
-    def __init__(
-        self,
-        q: np.ndarray,
-        cand_scores: np.ndarray,
-        pool: np.ndarray,
-        own: set[int],
-        searched_all: bool,
-    ):
-        self.q, self.cand_scores, self.pool = q, cand_scores, pool
-        self.own, self.searched_all = own, searched_all
-        self._all: np.ndarray | None = None  # (n_pool,) scores of every pool text
-
-    def rank(self, score: float) -> int:
-        rank = int((self.cand_scores > score).sum())
-        if rank < len(self.cand_scores) or self.searched_all:
-            return rank
-        if self._all is None:
-            self._all = dot(self.pool, self.q)
-        above = self._all > score
-        return int(above.sum()) - sum(1 for j in self.own if above[j])
-
-
-def _query_ranks(pool: TaskPool, query_k: int) -> list[list[int | None]]:
+def _query_ranks(
+    pool: TaskPool, query_k: int, spec: IndexSpec, shard: int
+) -> list[list[int | None]]:
     """Per example, per positive: the rank of the example's own query among all the task's
-    queries, searched with that positive; None when not within the first ``query_k + 1``."""
+    queries, searched (exactly) with that positive; None when not within the first
+    ``query_k + 1``."""
     owner = [i for i, ids in enumerate(pool.positive_ids) for _ in ids]  # (n_positives_total,)
     vectors = pool.vectors[[j for ids in pool.positive_ids for j in ids]]
-    index = build_index(pool.queries)
-    _, found = search(index, vectors, query_k + 1)
+    _, found = search_pool(pool.queries, vectors, query_k + 1, spec, shard)
     flat: list[int | None] = []
     for i, p, row in zip(owner, vectors, found, strict=True):
         if i not in row:

@@ -103,7 +103,7 @@ def build_manifest(
     timings: dict | None = None,
 ) -> dict:
     """The manifest of the outputs under ``root`` (see module docstring). ``metrics`` are the
-    runner's counters (empty where it reports none, as on Dask); ``timings`` seconds per stage.
+    run's counters (its tallies, ``kalm_data.beam.counts``); ``timings`` seconds per stage.
     """
     out = count_outputs(root)
     stages, other = split_metrics(metrics)
