@@ -18,8 +18,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from pydantic import BaseModel
 
-from kalm_data.beam.checkpoint import SumTallies, checkpointed
-from kalm_data.beam.counts import Tally
+from kalm_data.beam.checkpoint import checkpointed
+from kalm_data.beam.counts import SumTallies, Tally
 from kalm_data.cli import main
 from kalm_data.harness.checkpoint import (
     MARKER,

@@ -5,8 +5,8 @@
   ``shards`` parts by a stable hash of each element, and each part written atomically.
 - ``ReadCheckpoint(ckpt, names)``: the pipeline (the marker is read when the graph is built) or
   the marker PCollection of ``WriteCheckpoint`` -> ``{name: PCollection}`` of the elements.
-- ``SumTallies()``: reports (``RejectedRecord``s and ``Tally``s) -> the same with the tallies
-  summed into one, so a checkpoint stores one line of counts rather than one per element.
+- Reports are stored with their tallies summed into one (``kalm_data.beam.counts.SumTallies``,
+  applied by the caller), so a checkpoint holds one line of counts rather than one per element.
 - ``checkpointed(p, ckpt, names, compute, read)``: a done checkpoint is read instead of building
   ``compute()``'s graph at all; otherwise ``compute()``'s collections are written and read
   back from the marker. Either way downstream work sees the same decoded elements, and it
@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import apache_beam as beam
 
-from kalm_data.beam.counts import Tally
 from kalm_data.harness.checkpoint import (
     Checkpoint,
     encode,
@@ -75,33 +74,6 @@ class WriteCheckpoint(beam.PTransform):
             | "ListParts" >> beam.combiners.ToList()
             | "WriteMarker" >> beam.Map(_finish, self.ckpt, sorted(named))
         )
-
-
-def _tally_counts(report) -> tuple:
-    return report.counts if isinstance(report, Tally) else ()
-
-
-def _not_tally(report) -> bool:
-    return not isinstance(report, Tally)
-
-
-def _one_tally(sums: list[tuple[str, int]]) -> Tally:
-    return Tally(tuple(sorted(sums)))
-
-
-class SumTallies(beam.PTransform):
-    """Reports -> the ``RejectedRecord``s as they are and one ``Tally``, the sum of the others."""
-
-    def expand(self, reports):
-        rejected = reports | "NotTallies" >> beam.Filter(_not_tally)
-        summed = (
-            reports
-            | "Counts" >> beam.FlatMap(_tally_counts)
-            | "Sum" >> beam.CombinePerKey(sum)
-            | "ToList" >> beam.combiners.ToList()
-            | "OneTally" >> beam.Map(_one_tally)
-        )
-        return (rejected, summed) | "Reports" >> beam.Flatten()
 
 
 def _read(rel: str, ckpt: Checkpoint):

@@ -8,6 +8,9 @@ and ``WriteRejected`` sums them into ``<staging>/_counts/tallies.json``, which t
 for the manifest's ``stages`` and ``mining`` counters. Like any element, a tally of a failed
 bundle is discarded with it: each count is exact once the run succeeds.
 
+``SummedCounts`` sums a PCollection's tallies into one sorted list of ``(name, total)``;
+``SumTallies`` replaces them with one ``Tally`` (what a stage checkpoint stores).
+
 ``tally(counts)`` also increments the runner's counter of each name (namespace ``kalm_data``),
 so the counts still show live in the runner's UI (Dataflow's job page).
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+import apache_beam as beam
 
 TALLIES = "_counts/tallies.json"
 
@@ -58,3 +63,34 @@ def read_tallies(staging: str) -> dict[str, int] | None:
         return None
     with fs.open(local, "r") as f:
         return {str(k): int(v) for k, v in json.load(f).items()}
+
+
+def _counts_of(report) -> tuple:
+    return report.counts if isinstance(report, Tally) else ()
+
+
+def _not_tally(report) -> bool:
+    return not isinstance(report, Tally)
+
+
+class SummedCounts(beam.PTransform):
+    """Reports (``RejectedRecord``s and ``Tally``s) -> one element: the tallies' ``(name,
+    total)`` pairs, sorted by name (an empty list when there are none)."""
+
+    def expand(self, reports):
+        return (
+            reports
+            | "Counts" >> beam.FlatMap(_counts_of)
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "ToList" >> beam.combiners.ToList()
+            | "Sort" >> beam.Map(sorted)
+        )
+
+
+class SumTallies(beam.PTransform):
+    """Reports -> the ``RejectedRecord``s as they are and one ``Tally``, the sum of the others."""
+
+    def expand(self, reports):
+        rejected = reports | "NotTallies" >> beam.Filter(_not_tally)
+        summed = reports | SummedCounts() | "OneTally" >> beam.Map(lambda s: Tally(tuple(s)))
+        return (rejected, summed) | "Reports" >> beam.Flatten()

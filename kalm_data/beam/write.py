@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from kalm_data.beam.counts import TALLIES, Tally, write_tallies
+from kalm_data.beam.counts import TALLIES, SummedCounts, Tally, write_tallies
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord, TrainingExample
 from kalm_data.writers.names import folder_name
@@ -62,9 +62,7 @@ class WriteRejected(beam.PTransform):
         )
         tallies = (
             reports
-            | "Tallies" >> beam.FlatMap(lambda r: r.counts if isinstance(r, Tally) else ())
-            | "SumTallies" >> beam.CombinePerKey(sum)
-            | "AllTallies" >> beam.combiners.ToList()
+            | "SumTallies" >> SummedCounts()
             | "WriteTallies" >> beam.Map(write_tallies, f"{self.root}/{TALLIES}")
         )
         return (parts, tallies) | "RejectedFiles" >> beam.Flatten()

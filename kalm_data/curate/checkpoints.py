@@ -50,15 +50,14 @@ MINED_COLLECTIONS = ("kept", "reports")
 
 
 def checkpoint_plan(
-    cfg: CurateConfig, teacher: str, fingerprint: str, inputs: list[dict]
+    cfg: CurateConfig, settings: dict, teacher: str, fingerprint: str, inputs: list[dict]
 ) -> dict[str, Checkpoint]:
-    """The "pairs" and "mined" checkpoints of this run (keys: see ``PAIRS_SETTINGS``);
+    """The "pairs" and "mined" checkpoints of this run (keys: see ``PAIRS_SETTINGS``).
+    ``settings`` are the settings as the manifest records them (``published_settings``);
     ``inputs`` are ``_preflight``'s entries (the inputs', then the corpus's)."""
-    from kalm_data.curate.pipeline import published_settings
     from kalm_data.readers.evalsets import eval_set_name
 
-    settings = published_settings(cfg, teacher)
-    settings["teacher"] = teacher_name(teacher, cfg.show_paths)  # as rows record it
+    settings = {**settings, "teacher": teacher_name(teacher, cfg.show_paths)}  # as rows record it
     n = len(cfg.inputs)
     pairs = stage_key(
         {

@@ -25,7 +25,8 @@ import os
 import apache_beam as beam
 
 from kalm_data.beam import SplitRejected
-from kalm_data.beam.checkpoint import SumTallies, checkpointed
+from kalm_data.beam.checkpoint import checkpointed
+from kalm_data.beam.counts import SumTallies
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.read import ReadInputs
@@ -40,7 +41,7 @@ from kalm_data.curate.checkpoints import (
 from kalm_data.curate.config import CurateConfig
 from kalm_data.curate.stages import pair_stages, recorded_names
 from kalm_data.harness.checkpoint import Checkpoint, checkpoint_root
-from kalm_data.harness.run import READ_COUNT, count_read, finish_graph
+from kalm_data.harness.run import count_read, finish_graph, write_read_count
 from kalm_data.published import teacher_name
 from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
@@ -97,7 +98,9 @@ def build(
         lambda: _pair_stages(p, cfg, teacher, staging),
         read=("reports", "read") if mined_reused else PAIRS_COLLECTIONS,
     )
-    count_file = pairs["read"] | "WriteCount" >> beam.Map(_write_read_count, staging)
+    count_file = pairs["read"] | "WriteCount" >> beam.Map(
+        lambda item, staging: write_read_count(item[1], staging), staging
+    )
     files = curate_records(
         p,
         pairs.get("examples"),
@@ -199,14 +202,6 @@ def _pair_stages(p: beam.Pipeline, cfg: CurateConfig, teacher: str, staging: str
     }
 
 
-def _write_read_count(item: tuple[str, int], staging: str) -> str:
-    """The funnel's top, as ``count_read`` writes it, from the checkpointed count."""
-    from kalm_data.writers.manifest import write_json
-
-    write_json({"rows_read": item[1]}, f"{staging}/{READ_COUNT}")
-    return f"{staging}/{READ_COUNT}"
-
-
 def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
     """Check what can be checked before anything is written (``UsageError`` otherwise): every
     input and corpus file exists, is whole and has the columns it needs, and the teacher is a
@@ -272,12 +267,13 @@ def run(
     inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
-    plan = checkpoint_plan(cfg, teacher, fingerprint, inputs) if cfg.checkpoints else None
+    settings = published_settings(cfg, teacher)
+    plan = checkpoint_plan(cfg, settings, teacher, fingerprint, inputs) if cfg.checkpoints else None
     used: dict = {}  # per checkpoint: folder, reused (filled when the graph is built)
     job = Job(
         command="curate",
         output=cfg.output,
-        settings=published_settings(cfg, teacher),
+        settings=settings,
         inputs=inputs,
         build=lambda p, staging: used.update(
             build(p, cfg, teacher, fingerprint, staging, stages, plan)

@@ -46,9 +46,12 @@ class Job:
     kept_on_interrupt: str = ""  # what an interrupted run keeps, for its message
 
 
-def _write_count(count: int, path: str) -> str:
+def write_read_count(count: int, staging: str) -> str:
+    """Write ``count`` as the run's rows read (the funnel's top) under ``staging``; returns
+    the file's path."""
     from kalm_data.writers.manifest import write_json
 
+    path = f"{staging}/{READ_COUNT}"
     write_json({"rows_read": count}, path)
     return path
 
@@ -61,7 +64,7 @@ def count_read(rows, staging: str):
     return (
         rows
         | "CountRows" >> beam.combiners.Count.Globally()
-        | "WriteCount" >> beam.Map(_write_count, f"{staging}/{READ_COUNT}")
+        | "WriteCount" >> beam.Map(write_read_count, staging)
     )
 
 
