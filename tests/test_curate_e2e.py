@@ -58,14 +58,18 @@ def sample_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("sample")
     out, cache = base / "out", base / "cache"
     assert main(["curate", "--output", str(out), "--cache-dir", str(cache)]) == 0
-    first = (manifest(out), read_data(out))
+    first = (manifest(out), read_data(out), _newest_log(out))
     again = ["--overwrite", "--no-checkpoints"]
     assert main(["curate", "--output", str(out), "--cache-dir", str(cache), *again]) == 0
-    return out, first, (manifest(out), read_data(out))
+    return out, first, (manifest(out), read_data(out), _newest_log(out))
+
+
+def _newest_log(out) -> str:
+    return sorted((out / "logs").glob("curate-*.log"))[-1].read_text()
 
 
 def test_sample_run_accounts_for_every_row(sample_run):
-    out, (m, rows), _ = sample_run
+    out, (m, rows, _), _ = sample_run
     c = m["counts"]
     assert c["rows_read"] == 1000 and c["balanced"]
     assert c["rows_kept"] + c["rows_rejected"] == 1000
@@ -81,8 +85,11 @@ def test_sample_run_accounts_for_every_row(sample_run):
 
 
 def test_rerun_encodes_nothing_and_gives_the_same_rows(sample_run):
-    _, (m1, rows1), (m2, rows2) = sample_run
+    _, (m1, rows1, log1), (m2, rows2, log2) = sample_run
     assert m2["mining"].get("texts_encoded", 0) == 0
+    # Every text came from the cache: no worker loaded the teacher.
+    loaded = "kalm_data.embed.teacher:teacher "
+    assert loaded in log1 and loaded not in log2
     assert m2["mining"]["texts_from_cache"] == m1["mining"]["texts_encoded"]
     assert rows1 == rows2
 

@@ -1,9 +1,12 @@
 """Embedding stage: every unique text encoded once by the teacher, through the cache.
 
-Texts are keyed by their length-bucket group (``kalm_data.embed.buckets``) and grouped, so each
-group is encoded in a fixed (length, key) order: the same bits on any runner or worker count.
-Each group is encoded in chunks; every finished chunk goes to the cache at once, so a killed run
-loses at most one chunk of work per worker.
+The unique texts' lengths are summed per length bucket first; from those sums each bucket is cut
+into groups of about equal encoding cost (``kalm_data.embed.buckets.plan_groups``), so every
+worker stays busy until the stage ends. Texts are keyed by their group and grouped, so each group
+is encoded in a fixed (length, key) order: the same bits on any runner or worker count. Each group
+is encoded in chunks; every finished chunk goes to the cache at once, so a killed run loses at
+most one chunk of work per worker. The teacher is loaded by the first group with a text missing
+from the cache: a rerun whose texts are all cached loads no model.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import apache_beam as beam
 
 from kalm_data.beam.counts import tally
 from kalm_data.curate.config import CurateConfig
-from kalm_data.embed.buckets import encode_order, group_key
+from kalm_data.embed.buckets import encode_order, group_key, length_bucket, plan_groups, text_cost
 from kalm_data.harness.progress import flush, report
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,7 @@ CHUNK = 1024  # texts per cache file
 
 class EmbedGroupFn(beam.DoFn):
     """(group, [(key, text), ...]) -> (key, vector) for each unique key, then a ``Tally`` of
-    texts from the cache, encoded and truncated. Teacher loaded in setup."""
+    texts from the cache, encoded and truncated. The teacher is loaded when first needed."""
 
     def __init__(
         self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
@@ -37,11 +40,21 @@ class EmbedGroupFn(beam.DoFn):
 
     def setup(self):
         from kalm_data.embed.cache import EmbeddingCache
-        from kalm_data.embed.teacher import Teacher
 
-        cfg = CurateConfig.model_validate_json(self.cfg_json)
-        self.teacher = Teacher(self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision)
-        self.cache = EmbeddingCache(cfg.cache_dir, self.fingerprint)
+        self.cfg = CurateConfig.model_validate_json(self.cfg_json)
+        self.cache = EmbeddingCache(self.cfg.cache_dir, self.fingerprint)
+        self._teacher = None
+
+    @property
+    def teacher(self):
+        if self._teacher is None:
+            from kalm_data.embed.teacher import Teacher
+
+            cfg = self.cfg
+            self._teacher = Teacher(
+                self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision
+            )
+        return self._teacher
 
     def process(self, item):
         group, pairs = item
@@ -96,6 +109,30 @@ class _CountPlanned(beam.DoFn):
         flush(self.progress)
 
 
+class _BucketCosts(beam.CombineFn):
+    """(key, text) -> {bucket: (texts, summed ``text_cost``)} over the unique texts."""
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, acc: dict, kt) -> dict:
+        bucket = length_bucket(kt[1])
+        n, cost = acc.get(bucket, (0, 0))
+        acc[bucket] = (n + 1, cost + text_cost(kt[1]))
+        return acc
+
+    def merge_accumulators(self, accs) -> dict:
+        out: dict = {}
+        for acc in accs:
+            for bucket, (n, cost) in acc.items():
+                m, c = out.get(bucket, (0, 0))
+                out[bucket] = (m + n, c + cost)
+        return out
+
+    def extract_output(self, acc: dict) -> dict:
+        return acc
+
+
 class EmbedTexts(beam.PTransform):
     """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key, and
     a ``Tally`` per group (``SplitRejected`` separates them).
@@ -108,15 +145,26 @@ class EmbedTexts(beam.PTransform):
     ):
         super().__init__()
         self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress)
-        self.shards = cfg.embed_shards
+        self.group_size = cfg.embed_group_size
         self.progress = progress
 
     def expand(self, keyed_texts):
-        return (
+        unique = (
             keyed_texts
             | "UniqueTexts" >> beam.Distinct()
             | "CountPlanned" >> beam.ParDo(_CountPlanned(self.progress))
-            | "KeyByGroup" >> beam.Map(lambda kt, s: (group_key(kt[1], kt[0], s), kt), self.shards)
+        )
+        plan = (
+            unique
+            | "BucketCosts" >> beam.CombineGlobally(_BucketCosts())
+            | "PlanGroups" >> beam.Map(plan_groups, self.group_size)
+        )
+        return (
+            unique
+            | "KeyByGroup"
+            >> beam.Map(
+                lambda kt, plan: (group_key(kt[1], kt[0], plan), kt), beam.pvalue.AsSingleton(plan)
+            )
             | "GroupTexts" >> beam.GroupByKey()
             | "Encode" >> beam.ParDo(self.fn)
         )

@@ -132,8 +132,11 @@ class CurateConfig(BaseModel):
         description="threads per teacher process; 1 gives the same bits on every runner and "
         "worker layout (parallelism comes from workers); 0 = torch's default",
     )
-    embed_shards: int = Field(
-        default=4, gt=0, description="parallel groups per length bucket in the embedding stage"
+    embed_group_size: int = Field(
+        default=128,
+        gt=0,
+        description="the embedding stage's unit of work, in texts of average cost: each length "
+        "bucket is cut into groups of about this much encoding work, so workers finish together",
     )
     checkpoints: bool = Field(
         default=True,
