@@ -84,6 +84,7 @@ class MineTaskFn(beam.DoFn):
         examples = list(grouped["examples"])
         if not examples:
             return
+        report(self.progress, "mine")  # the stage's first report: its start, for its timing
         vectors = dict(grouped["vectors"])
         vectors.update((k, v) for k, _, v in corpus)
         result = self._mine(examples, vectors, [t for _, t, _ in corpus])

@@ -24,6 +24,7 @@ class WriteTaskShardsFn(beam.DoFn):
         task, rows = item
         if not rows:
             return
+        report(self.progress, "write")  # the stage's first report: its start, for its timing
         rows = sorted(rows, key=lambda r: r["id"])
         yield from write_parts(
             TrainingExample, rows, f"{self.root}/data/{folder_name(task)}", self.rows_per_part
