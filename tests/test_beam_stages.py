@@ -111,9 +111,7 @@ def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_pat
         out = (
             p
             | beam.Create([(text_key(t), t) for t in texts])
-            | EmbedTexts(
-                CurateConfig(cache_dir=str(tmp_path), embed_group_size=2), teacher_name, fp
-            )
+            | EmbedTexts(CurateConfig(cache_dir=str(tmp_path), embed_ranges=2), teacher_name, fp)
         )
         vectors, tallies = out | SplitRejected()
         assert_that(vectors, _close(expected))

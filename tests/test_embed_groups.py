@@ -1,4 +1,4 @@
-"""Equal-cost embedding groups and the key-ranged embedding cache, on real texts."""
+"""Key-range embedding groups sized by cost, and the key-ranged embedding cache, on real texts."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from kalm_data.embed.buckets import (
+    POSITIONS,
     group_key,
     key_position,
     length_bucket,
-    plan_groups,
+    ranges_for,
     text_cost,
 )
 from kalm_data.embed.cache import EmbeddingCache
@@ -25,43 +26,36 @@ def texts() -> list[tuple[str, str]]:
     return sorted((text_key(t), t) for t in unique)
 
 
-def _costs(texts):
-    costs: dict[str, tuple[int, int]] = {}
-    for _, t in texts:
-        n, c = costs.get(length_bucket(t), (0, 0))
-        costs[length_bucket(t)] = (n + 1, c + text_cost(t))
+def _group_costs(texts, group) -> dict[str, int]:
+    costs: dict[str, int] = {}
+    for k, t in texts:
+        g = group(k, t)
+        costs[g] = costs.get(g, 0) + text_cost(t)
     return costs
 
 
-def test_groups_have_about_equal_cost_on_real_texts(texts):
-    plan = plan_groups(_costs(texts), 128)
-    target = 128 * sum(text_cost(t) for _, t in texts) / len(texts)
-    groups: dict[str, int] = {}
-    for k, t in texts:
-        g = group_key(t, k, plan)
-        groups[g] = groups.get(g, 0) + text_cost(t)
-    assert len(groups) == sum(plan.values())
-    assert len(groups) > len(plan)  # large buckets are cut into several groups
-    # No group is much costlier than the target, whatever its bucket: the slowest worker
-    # finishes at most about one group after the others.
-    assert max(groups.values()) < 1.5 * target
-    # (4 hash shards per bucket, the old layout, made groups of up to 3x the target here.)
-    split = [c for g, c in groups.items() if not g.endswith("-of-0001")]
-    assert min(split) > 0.4 * target
+def test_no_group_is_a_large_share_of_the_work_on_real_texts(texts):
+    """The old layout (4 hash shards per bucket) left the costliest group 6% of all the work;
+    cost-sized key ranges cut it to about 2%, so two workers finish close together."""
+    new = _group_costs(texts, lambda k, t: group_key(t, k, 16))
+    old = _group_costs(texts, lambda k, t: f"{length_bucket(t)}/{int(k[:8], 16) % 4}")
+    total = sum(new.values())
+    assert sum(old.values()) == total
+    assert max(old.values()) / total > 0.05
+    assert max(new.values()) / total < 0.03
+    assert len(new) > 2 * len(old)
 
 
-def test_a_group_holds_one_key_range_and_the_plan_is_pure(texts):
-    plan = plan_groups(_costs(texts), 64)
-    assert plan == plan_groups(dict(reversed(list(_costs(texts).items()))), 64)
-    by_group: dict[str, list[int]] = {}
+def test_costlier_buckets_get_more_ranges_and_a_group_is_one_key_range(texts):
+    assert ranges_for("len04", 16) < ranges_for("len14", 16) < ranges_for("len22", 16) == 16
+    assert ranges_for("len26", 16) == 16 and ranges_for("len00", 1) == 1
+    with pytest.raises(ValueError, match="ranges must be positive"):
+        ranges_for("len10", 0)
     for k, t in texts:
-        by_group.setdefault(group_key(t, k, plan), []).append(key_position(k))
-    for g, positions in by_group.items():
-        i, n = (int(x) for x in g.split("/")[1].split("-of-"))
-        assert all(i * 2**32 // n <= p * 1 < (i + 1) * 2**32 // n + 1 for p in positions)
-    with pytest.raises(ValueError, match="group size"):
-        plan_groups(_costs(texts), 0)
-    assert plan_groups({}, 10) == {}
+        bucket, part = group_key(t, k, 16).split("/")
+        i, n = (int(x) for x in part.split("-of-"))
+        assert bucket == length_bucket(t) and n == ranges_for(bucket, 16)
+        assert i * POSITIONS // n <= key_position(k) < (i + 1) * POSITIONS // n + 1
 
 
 def test_cache_opens_only_files_whose_key_range_overlaps(tmp_path, texts):

@@ -1,7 +1,7 @@
 """Embedding stage: every unique text encoded once by the teacher, through the cache.
 
-The unique texts' lengths are summed per length bucket first; from those sums each bucket is cut
-into groups of about equal encoding cost (``kalm_data.embed.buckets.plan_groups``), so every
+Each length bucket is cut into key ranges, more for costlier texts
+(``kalm_data.embed.buckets.ranges_for``), so no group is a large share of the work and every
 worker stays busy until the stage ends. Texts are keyed by their group and grouped, so each group
 is encoded in a fixed (length, key) order: the same bits on any runner or worker count. Each group
 is encoded in chunks; every finished chunk goes to the cache at once, so a killed run loses at
@@ -18,7 +18,7 @@ import apache_beam as beam
 
 from kalm_data.beam.counts import tally
 from kalm_data.curate.config import CurateConfig
-from kalm_data.embed.buckets import encode_order, group_key, length_bucket, plan_groups, text_cost
+from kalm_data.embed.buckets import encode_order, group_key
 from kalm_data.harness.progress import flush, report
 
 log = logging.getLogger(__name__)
@@ -109,30 +109,6 @@ class _CountPlanned(beam.DoFn):
         flush(self.progress)
 
 
-class _BucketCosts(beam.CombineFn):
-    """(key, text) -> {bucket: (texts, summed ``text_cost``)} over the unique texts."""
-
-    def create_accumulator(self) -> dict:
-        return {}
-
-    def add_input(self, acc: dict, kt) -> dict:
-        bucket = length_bucket(kt[1])
-        n, cost = acc.get(bucket, (0, 0))
-        acc[bucket] = (n + 1, cost + text_cost(kt[1]))
-        return acc
-
-    def merge_accumulators(self, accs) -> dict:
-        out: dict = {}
-        for acc in accs:
-            for bucket, (n, cost) in acc.items():
-                m, c = out.get(bucket, (0, 0))
-                out[bucket] = (m + n, c + cost)
-        return out
-
-    def extract_output(self, acc: dict) -> dict:
-        return acc
-
-
 class EmbedTexts(beam.PTransform):
     """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key, and
     a ``Tally`` per group (``SplitRejected`` separates them).
@@ -145,7 +121,7 @@ class EmbedTexts(beam.PTransform):
     ):
         super().__init__()
         self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress)
-        self.group_size = cfg.embed_group_size
+        self.ranges = cfg.embed_ranges
         self.progress = progress
 
     def expand(self, keyed_texts):
@@ -154,17 +130,9 @@ class EmbedTexts(beam.PTransform):
             | "UniqueTexts" >> beam.Distinct()
             | "CountPlanned" >> beam.ParDo(_CountPlanned(self.progress))
         )
-        plan = (
-            unique
-            | "BucketCosts" >> beam.CombineGlobally(_BucketCosts())
-            | "PlanGroups" >> beam.Map(plan_groups, self.group_size)
-        )
         return (
             unique
-            | "KeyByGroup"
-            >> beam.Map(
-                lambda kt, plan: (group_key(kt[1], kt[0], plan), kt), beam.pvalue.AsSingleton(plan)
-            )
+            | "KeyByGroup" >> beam.Map(lambda kt, n: (group_key(kt[1], kt[0], n), kt), self.ranges)
             | "GroupTexts" >> beam.GroupByKey()
             | "Encode" >> beam.ParDo(self.fn)
         )

@@ -132,11 +132,12 @@ class CurateConfig(BaseModel):
         description="threads per teacher process; 1 gives the same bits on every runner and "
         "worker layout (parallelism comes from workers); 0 = torch's default",
     )
-    embed_group_size: int = Field(
-        default=128,
+    embed_ranges: int = Field(
+        default=16,
         gt=0,
-        description="the embedding stage's unit of work, in texts of average cost: each length "
-        "bucket is cut into groups of about this much encoding work, so workers finish together",
+        description="the embedding stage's groups: each length bucket of the longest texts is "
+        "cut into this many key ranges, shorter ones into proportionally fewer; more groups "
+        "keep workers busy to the end of the stage",
     )
     checkpoints: bool = Field(
         default=True,

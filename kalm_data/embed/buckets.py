@@ -1,18 +1,18 @@
-"""Length buckets and equal-cost groups for the embedding stage.
+"""Length buckets and key-range groups for the embedding stage.
 
 Texts of similar length are encoded together (little padding), and every batch's composition
 depends only on the set of texts, never on bundles or workers: a text's group is a pure function
-of its length, its key and the plan (``plan_groups``), which depends only on the set of unique
-texts; a group is encoded in (length, key) order. That is what makes the embeddings, and so
-every row, the same on any runner and any number of workers.
+of its length and its key, and a group is encoded in (length, key) order. That is what makes the
+embeddings, and so every row, the same on any runner and any number of workers.
 
-Why groups of equal cost: a local runner hands each worker a fixed share of the groups, and a
-run's embedding ends when its slowest worker does. Groups cut per length bucket by their
-estimated encoding cost (``text_cost``) into pieces of about ``group_size`` average texts each
-keep every worker busy to the end. A bucket's group ``i`` of ``n`` holds the keys of the ``i``-th
-of ``n`` equal ranges of key positions (``key_position``), so a group's texts, and the cache
-files it writes, span one narrow key range (``kalm_data.embed.cache`` reads only the files that
-overlap the range asked for).
+Why many groups, sized by cost: a local runner hands each worker a fixed share of the groups, and
+the embedding stage ends when its slowest worker does. A bucket is cut into key ranges, more of
+them the costlier its texts are to encode (``ranges_for``: ``ranges`` for the longest texts, a
+few for short ones), so no single group is a large share of the work and workers finish close
+together. The cut uses no count of the data, so no step has to see all texts first. Group ``i``
+of ``n`` holds the keys of the ``i``-th of ``n`` equal ranges of key positions
+(``key_position``): a group's texts, and the cache files it writes, span one narrow key range
+(``kalm_data.embed.cache`` opens only the files that overlap the range asked for).
 """
 
 from __future__ import annotations
@@ -43,24 +43,21 @@ def key_position(key: str) -> int:
     return int(key[:8], 16)
 
 
-def plan_groups(costs: dict[str, tuple[int, int]], group_size: int) -> dict[str, int]:
-    """Groups per bucket: ``costs`` maps bucket -> (texts, summed ``text_cost``); each bucket
-    is cut into ceil(cost / (group_size x mean cost per text)) groups, at least 1."""
-    if group_size <= 0:
-        raise ValueError(f"group size must be positive, got {group_size}")
-    texts = sum(n for n, _ in costs.values())
-    total = sum(c for _, c in costs.values())
-    if not texts:
-        return {}
-    group_cost = group_size * total / texts
-    return {b: max(1, math.ceil(c / group_cost)) for b, (_, c) in sorted(costs.items())}
+def ranges_for(bucket: str, ranges: int) -> int:
+    """Key ranges of a length bucket: ``ranges`` for texts at the teacher's length cap, fewer
+    (at least 1) for shorter ones, in proportion to the encoding cost of the bucket's texts."""
+    if ranges <= 0:
+        raise ValueError(f"ranges must be positive, got {ranges}")
+    chars = 2 ** (int(bucket.removeprefix("len")) / 2)  # the bucket's shortest text
+    cost = COST_BASE + min(chars, COST_CAP)
+    return max(1, math.ceil(ranges * cost / (COST_BASE + COST_CAP)))
 
 
-def group_key(text: str, key: str, plan: dict[str, int]) -> str:
-    """The embedding group of a text: ``<bucket>/<i>-of-<n>`` (``n`` from ``plan``, 1 for a
-    bucket the plan lacks), ``i`` the key's range."""
+def group_key(text: str, key: str, ranges: int) -> str:
+    """The embedding group of a text: ``<bucket>/<i>-of-<n>``, ``n = ranges_for(bucket)``,
+    ``i`` the key's range."""
     bucket = length_bucket(text)
-    n = plan.get(bucket, 1)
+    n = ranges_for(bucket, ranges)
     return f"{bucket}/{key_position(key) * n // POSITIONS:04d}-of-{n:04d}"
 
 
