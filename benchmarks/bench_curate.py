@@ -54,21 +54,23 @@ def floor(rows: list[dict]) -> dict:
     return {"seconds": time.perf_counter() - start, "texts": len(texts), "peak_mb": peak_mb()}
 
 
-def st(rows: list[dict]) -> dict:
+def mine_st(rows: list[dict], corpus: list[str] | None = None):
+    """``mine_hard_negatives`` as we compare against it (same teacher, ranks 50-99, 7
+    negatives, FAISS); ``corpus``: extra pool texts. Returns its dataset."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import mine_hard_negatives
 
     from kalm_data.embed.teacher import default_teacher
 
-    start = time.perf_counter()
     model = SentenceTransformer(default_teacher(), device="cpu")
     ds = Dataset.from_dict(
         {"query": [r["query"] for r in rows], "positive": [r["positive"] for r in rows]}
     )
-    out = mine_hard_negatives(
+    return mine_hard_negatives(
         ds,
         model,
+        corpus=corpus,
         range_min=50,
         range_max=100,
         num_negatives=7,
@@ -79,6 +81,11 @@ def st(rows: list[dict]) -> dict:
         batch_size=32,
         verbose=False,
     )
+
+
+def st(rows: list[dict]) -> dict:
+    start = time.perf_counter()
+    out = mine_st(rows)
     return {"seconds": time.perf_counter() - start, "rows_out": len(out), "peak_mb": peak_mb()}
 
 

@@ -44,14 +44,13 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_curate import st as bench_st  # noqa: E402
+from bench_curate import mine_st  # noqa: E402
+from scaling_data import write_jsonl  # noqa: E402
 
 from kalm_data.text import normalize  # noqa: E402
 
@@ -101,13 +100,6 @@ def split_inputs(rows: list[dict]) -> tuple[list[dict], list[str]]:
     return pairs, corpus
 
 
-def write_jsonl(records: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in records)
-    return path
-
-
 def run_curate(src: Path, corpus: Path, work: Path, beam_args: list[str]) -> Path:
     """``kalm-data curate`` with default settings; returns the output folder."""
     out = work / "curate"
@@ -149,33 +141,10 @@ def read_rejected(out: Path) -> list[dict]:
     ]
 
 
-@contextmanager
-def capture_mine_hard_negatives(corpus: list[str]) -> Iterator[list]:
-    """Record what ``sentence_transformers.util.mine_hard_negatives`` returns, so the benchmark
-    reuses ``bench_curate.st`` (the call we compare against) and sees its output; the only
-    argument added is ``corpus``, the same extra pool texts curate gets."""
-    import sentence_transformers.util as st_util
-
-    original = st_util.mine_hard_negatives
-    outputs: list = []
-
-    def recording(*args, **kwargs):
-        outputs.append(original(*args, corpus=corpus, **kwargs))
-        return outputs[-1]
-
-    st_util.mine_hard_negatives = recording
-    try:
-        yield outputs
-    finally:
-        st_util.mine_hard_negatives = original
-
-
 def run_peer(rows: list[dict], corpus: list[str], seed: int = 0) -> tuple[list[Mined], int]:
     """The peer's unique (query, negative) pairs, and how many queries got negatives."""
     random.seed(seed)  # its "random" sampling draws from Python's global RNG
-    with capture_mine_hard_negatives(corpus) as outputs:
-        bench_st(rows)
-    table = outputs[0].to_list()
+    table = mine_st(rows, corpus).to_list()
     pairs = {
         (normalize(r["query"]), normalize(v))
         for r in table
@@ -357,28 +326,30 @@ def print_by_rank(judge: Judge, arms: dict[str, tuple[list[Mined], int]], level:
         print(md_row(label, cells))
 
 
-def labelled_candidates(rows: list[dict], valid: list[dict], corpus: list[str]) -> list[Mined]:
-    """Labelled (query, text) pairs a miner could draw: the query was mined for, the text is
-    in the pool and is not the query's positive. ``rank`` holds the label until ranked."""
+def labelled_candidates(
+    rows: list[dict], valid: list[dict], corpus: list[str]
+) -> list[tuple[Mined, int]]:
+    """Labelled (query, text) pairs a miner could draw, with their label: the query was mined
+    for, the text is in the pool and is not the query's positive."""
     queries = {normalize(r["query"]): normalize(r["positive"]) for r in valid}
     pool = set(queries.values()) | set(corpus)
     out = set()
     for r in rows:
         q, t = normalize(r["text1"]), normalize(r["text2"])
         if q in queries and t in pool and t not in (q, queries[q]):
-            out.add(Mined(q, t, int(r["label"])))
-    return sorted(out, key=lambda m: (m.query, m.negative, m.rank))
+            out.add((Mined(q, t), int(r["label"])))
+    return sorted(out, key=lambda ml: (ml[0].query, ml[0].negative, ml[1]))
 
 
-def print_labelled_ranks(labelled: list[Mined], ranks: list[int]) -> None:
+def print_labelled_ranks(labels: list[int], ranks: list[int]) -> None:
     """Where the labelled texts sit in each query's ranking: the window sees only 50-99."""
     print("\nLabelled candidates by rank (same ranking as above)\n")
     print(md_row("rank", ["label 1 (entailed: false negative if mined)", "label 0"]))
     print("|---|---|---|")
     for lo, hi in RANK_BINS:
         cells = [
-            str(sum(lo <= k < hi for m, k in zip(labelled, ranks, strict=True) if m.rank == y))
-            for y in (1, 0)
+            str(sum(lo <= k < hi for y, k in zip(labels, ranks, strict=True) if y == label))
+            for label in (1, 0)
         ]
         print(md_row(f"{lo}-{hi - 1}" if hi < 10**9 else f">= {lo}", cells))
 
@@ -403,8 +374,8 @@ def main() -> None:
     args = p.parse_args()
     rows = load_rqe(args.data)
     pairs, corpus = split_inputs(rows)
-    src = write_jsonl(pairs, args.work / f"{TASK}.jsonl")
-    pool = write_jsonl([{"text": t} for t in corpus], args.work / "corpus.jsonl")
+    src = write_jsonl(args.work / f"{TASK}.jsonl", pairs)
+    pool = write_jsonl(args.work / "corpus.jsonl", [{"text": t} for t in corpus])
     out = run_curate(src, pool, args.work, args.beam)
     ours, examples = read_curated(out)
     rejected = read_rejected(out)
@@ -412,7 +383,7 @@ def main() -> None:
     valid = [r for r in pairs if r["id"] not in dropped]
     peer, peer_queries = run_peer(valid, corpus)
     labelled = labelled_candidates(rows, valid, corpus)
-    ranks = recompute_ranks(peer + ours + labelled, valid, corpus)
+    ranks = recompute_ranks(peer + ours + [m for m, _ in labelled], valid, corpus)
     peer = [Mined(m.query, m.negative, k) for m, k in zip(peer, ranks, strict=False)]
     ours_ranks = ranks[len(peer) : len(peer) + len(ours)]
     same = sum(abs(m.rank - k) <= 1 for m, k in zip(ours, ours_ranks, strict=True))
@@ -426,7 +397,7 @@ def main() -> None:
     print(f"rank check: recomputed rank within 1 of curate's for {same} of {len(ours)} negatives")
     print_summary(judge, arms)
     print_by_rank(judge, arms, "closure")
-    print_labelled_ranks(labelled, ranks[len(peer) + len(ours) :])
+    print_labelled_ranks([y for _, y in labelled], ranks[len(peer) + len(ours) :])
     print_rejections(rejected, len(pairs))
 
 

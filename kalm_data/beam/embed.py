@@ -125,13 +125,10 @@ class EmbedTexts(beam.PTransform):
         self.progress = progress
 
     def expand(self, keyed_texts):
-        unique = (
+        return (
             keyed_texts
             | "UniqueTexts" >> beam.Distinct()
             | "CountPlanned" >> beam.ParDo(_CountPlanned(self.progress))
-        )
-        return (
-            unique
             | "KeyByGroup" >> beam.Map(lambda kt, n: (group_key(kt[1], kt[0], n), kt), self.ranges)
             | "GroupTexts" >> beam.GroupByKey()
             | "Encode" >> beam.ParDo(self.fn)

@@ -33,9 +33,14 @@ def length_bucket(text: str) -> str:
     return f"len{int(2 * math.log2(max(len(text), 1))):02d}"
 
 
+def length_cost(chars: float) -> float:
+    """Estimated encoding cost of a text of ``chars`` characters (arbitrary units)."""
+    return COST_BASE + min(chars, COST_CAP)
+
+
 def text_cost(text: str) -> int:
-    """Estimated encoding cost of ``text`` (arbitrary units, see ``COST_BASE``)."""
-    return COST_BASE + min(len(text), COST_CAP)
+    """Estimated encoding cost of ``text`` (``length_cost`` of its length)."""
+    return int(length_cost(len(text)))
 
 
 def key_position(key: str) -> int:
@@ -48,9 +53,8 @@ def ranges_for(bucket: str, ranges: int) -> int:
     (at least 1) for shorter ones, in proportion to the encoding cost of the bucket's texts."""
     if ranges <= 0:
         raise ValueError(f"ranges must be positive, got {ranges}")
-    chars = 2 ** (int(bucket.removeprefix("len")) / 2)  # the bucket's shortest text
-    cost = COST_BASE + min(chars, COST_CAP)
-    return max(1, math.ceil(ranges * cost / (COST_BASE + COST_CAP)))
+    shortest = 2 ** (int(bucket.removeprefix("len")) / 2)  # characters
+    return max(1, math.ceil(ranges * length_cost(shortest) / length_cost(COST_CAP)))
 
 
 def group_key(text: str, key: str, ranges: int) -> str:
