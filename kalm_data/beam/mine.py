@@ -8,6 +8,11 @@ stage's row counts and the manifest's mining counters: negatives skipped by the 
 near-duplicate guards, examples short of negatives, given negatives scoring above the margin
 (kept, counted), and ``filter_positives_dropped``: failing positives removed from examples that
 stayed (a row whose positives all failed is a ``filter`` rejection instead).
+
+Every vector the embedding stage emits is in the embedding cache first. A text whose vector did
+not arrive with its task (seen on Beam's local multi-process runner under heavy load) is read
+from that cache, with a warning; when the cache lacks it too, the task fails with an error
+naming the task, the text and the cache, and a rerun resumes from the "pairs" checkpoint.
 """
 
 from __future__ import annotations
@@ -46,10 +51,17 @@ class MineTaskFn(beam.DoFn):
     """(task, {"examples", "vectors"}) -> (task, kept rows), the ``RejectedRecord``s and a
     ``Tally``."""
 
-    def __init__(self, params: dict, teacher: str, progress: str | None = None):
+    def __init__(
+        self,
+        params: dict,
+        teacher: str,
+        progress: str | None = None,
+        cache: tuple[str, str] | None = None,
+    ):
         self.params_dict = params  # ``MiningParams.to_dict()``
         self.teacher = teacher
         self.progress = progress
+        self.cache = cache  # (cache dir, teacher fingerprint) of the embedding stage
 
     def setup(self):
         from kalm_data.beam.stage import StageRunner
@@ -87,6 +99,9 @@ class MineTaskFn(beam.DoFn):
         report(self.progress, "mine")  # the stage's first report: its start, for its timing
         vectors = dict(grouped["vectors"])
         vectors.update((k, v) for k, _, v in corpus)
+        missing = {k: t for e in examples for k, t in example_texts(e) if k not in vectors}
+        if missing:
+            vectors.update(self._from_cache(task, missing))
         result = self._mine(examples, vectors, [t for _, t, _ in corpus])
         report(self.progress, "mine", tasks=1, kept=len(result.kept))
         flush(self.progress)
@@ -110,14 +125,51 @@ class MineTaskFn(beam.DoFn):
         yield from result.rejected
         yield tally(counts)
 
+    def _from_cache(self, task: str, missing: dict[str, str]) -> dict:
+        """The vectors of ``missing`` (key -> text) from the embedding cache; raises naming the
+        first text when the cache lacks any."""
+        from kalm_data.embed.buckets import length_bucket
+        from kalm_data.embed.cache import EmbeddingCache
+
+        found: dict = {}
+        if self.cache is not None:
+            cache, by_bucket = EmbeddingCache(*self.cache), {}
+            for k, t in missing.items():
+                by_bucket.setdefault(length_bucket(t), []).append(k)
+            for bucket, keys in sorted(by_bucket.items()):
+                found.update(cache.get(bucket, keys))
+        lost = [k for k in missing if k not in found]
+        if lost:
+            raise RuntimeError(
+                f"mine {task}: {len(lost)} texts have no vector, e.g. key {lost[0]} "
+                f"({missing[lost[0]][:60]!r}): the embedding stage's output did not arrive and "
+                f"the embedding cache ({self.cache[0] if self.cache else 'none'}) lacks it; "
+                "rerun the same command (finished stages are kept)"
+            )
+        log.warning(
+            "mine %s: %d vectors missing from the embedding stage's output were read from the "
+            "embedding cache",
+            task,
+            len(found),
+        )
+        return found
+
 
 class MineTasks(beam.PTransform):
     """Examples + (key, vector) + corpus [(key, text, vector)] -> (task, rows) and reports
-    (rejections and tallies)."""
+    (rejections and tallies). ``fingerprint``: the teacher's, to read a vector that did not
+    arrive from ``cfg.cache_dir``."""
 
-    def __init__(self, cfg: CurateConfig, teacher: str, progress: str | None = None):
+    def __init__(
+        self,
+        cfg: CurateConfig,
+        teacher: str,
+        progress: str | None = None,
+        fingerprint: str | None = None,
+    ):
         super().__init__()
-        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher, progress)
+        cache = (cfg.cache_dir, fingerprint) if fingerprint else None
+        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher, progress, cache)
 
     def expand(self, inputs):
         examples, vectors, corpus = inputs

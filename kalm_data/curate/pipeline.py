@@ -178,7 +178,7 @@ def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging
         | "CorpusVectors" >> beam.FlatMap(_with_vector)
     )
     kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(
-        cfg, teacher_name(teacher, cfg.show_paths), staging
+        cfg, teacher_name(teacher, cfg.show_paths), staging, fingerprint
     )
     reports = (*dropped, filtered, corpus_dropped) | "MinedReports" >> beam.Flatten()
     return {"kept": kept, "reports": reports, "embedding": embed_tallies}
