@@ -25,9 +25,9 @@ from kalm_data.records import InputPair
 from kalm_data.stages import neardup as core
 
 
-class _BandKeysFn(beam.DoFn):
-    """pair -> ((task, band, band hash), id) for every band of its signature (main output) and
-    ((task, id), Member) once (output ``member``)."""
+class _SignFn(beam.DoFn):
+    """pair -> (task, id, its band keys, its ``Member``). One element per pair, split by the
+    next two steps (Beam's Dask runner does not keep a ParDo's tagged outputs apart)."""
 
     def __init__(self, shingle: int, num_perm: int, bands: int, rows: int):
         self.shingle, self.num_perm, self.bands, self.rows = shingle, num_perm, bands, rows
@@ -39,9 +39,20 @@ class _BandKeysFn(beam.DoFn):
         query, positive = core.pair_shingles(pair, self.shingle)
         q_sig, p_sig, signature = core.signatures(self.hasher, query, positive)
         member = core.Member.of(pair.id, (q_sig, p_sig), query, positive)
-        yield beam.pvalue.TaggedOutput("member", ((pair.task, pair.id), member))
-        for band, key in enumerate(core.band_keys(signature, self.bands, self.rows)):
-            yield (pair.task, band, key), pair.id
+        yield pair.task, pair.id, core.band_keys(signature, self.bands, self.rows), member
+
+
+def _band_ids(signed):
+    """(task, id, band keys, Member) -> ((task, band, band hash), id) for every band."""
+    task, pair_id, keys, _ = signed
+    for band, key in enumerate(keys):
+        yield (task, band, key), pair_id
+
+
+def _member(signed):
+    """(task, id, band keys, Member) -> ((task, id), Member)."""
+    task, pair_id, _, member = signed
+    return (task, pair_id), member
 
 
 def _shared(bucket):
@@ -119,11 +130,16 @@ class NearDuplicates(beam.PTransform):
         self.progress = progress
 
     def expand(self, pairs):
-        keys = _BandKeysFn(self.shingle, self.num_perm, self.bands, self.rows)
-        banded = pairs | "BandKeys" >> beam.ParDo(keys).with_outputs("member", main="ids")
-        shared = banded.ids | "Buckets" >> beam.GroupByKey() | "Shared" >> beam.FlatMap(_shared)
+        sign = _SignFn(self.shingle, self.num_perm, self.bands, self.rows)
+        signed = pairs | "Sign" >> beam.ParDo(sign)
+        shared = (
+            signed
+            | "BandIds" >> beam.FlatMap(_band_ids)
+            | "Buckets" >> beam.GroupByKey()
+            | "Shared" >> beam.FlatMap(_shared)
+        )
         lowest = (
-            {"member": banded.member, "bucket": shared}
+            {"member": signed | "Members" >> beam.Map(_member), "bucket": shared}
             | "WithMembers" >> beam.CoGroupByKey()
             | "ToBuckets" >> beam.FlatMap(_to_buckets)
             | "Candidates" >> beam.GroupByKey()
