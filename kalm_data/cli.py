@@ -44,8 +44,10 @@ def _build_parser() -> argparse.ArgumentParser:
 #: Commands whose process ends with ``os._exit`` when run as a program: with torch and pyarrow
 #: both loaded, their native thread pools race at interpreter teardown and abort the process
 #: now and then ("terminate called without an active exception": 2 of 15 runs of a script
-#: that only imports torch and reads an empty shard). Everything is flushed first.
-HARD_EXIT_COMMANDS = ("train", "eval")
+#: that only imports torch and reads an empty shard). Everything is flushed first. ``curate``
+#: runs its Beam workers as threads of this process: after Ctrl-C they are still encoding, and
+#: only a hard exit ends the process at once (a normal exit aborted, as above).
+HARD_EXIT_COMMANDS = ("train", "eval", "curate")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,10 @@
 Local, in process (one worker):
     python pipelines/curate.py --input pairs.jsonl.gz --output out/ --direct_num_workers 1
 
-Local, two worker processes (the default on a 2-core machine):
+Local, one worker thread per core in this process (the default):
+    python pipelines/curate.py --input pairs.jsonl.gz --output out/
+
+Local, two worker processes (the same rows; each process loads its own libraries and teacher):
     python pipelines/curate.py --input pairs.jsonl.gz --output out/ \\
         --direct_num_workers 2 --direct_running_mode multi_processing
 

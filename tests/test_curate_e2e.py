@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 
@@ -87,9 +88,10 @@ def test_sample_run_accounts_for_every_row(sample_run):
 def test_rerun_encodes_nothing_and_gives_the_same_rows(sample_run):
     _, (m1, rows1, log1), (m2, rows2, log2) = sample_run
     assert m2["mining"].get("texts_encoded", 0) == 0
-    # Every text came from the cache: no worker loaded the teacher.
-    loaded = "kalm_data.embed.teacher:teacher "
-    assert loaded in log1 and loaded not in log2
+    # Every text came from the cache: no worker loaded the teacher (the teacher's log line,
+    # in the formats of a worker process and of a worker thread).
+    loaded = re.compile(r"kalm_data\.embed\.teacher: ?teacher \S+ on cpu")
+    assert loaded.search(log1) and not loaded.search(log2)
     assert m2["mining"]["texts_from_cache"] == m1["mining"]["texts_encoded"]
     assert rows1 == rows2
 
@@ -186,7 +188,10 @@ def test_malformed_rows_are_all_accounted_for(tmp_path):
 
 @pytest.mark.slow
 def test_same_rows_with_one_and_two_worker_processes(tmp_path):
-    """DirectRunner in process vs two worker processes: identical rows, each from a cold cache."""
+    """DirectRunner in process vs two worker processes vs the default (two worker threads):
+    identical rows, each from a cold cache."""
+    from kalm_data.beam.runner import WORKER_MARK, _children
+
     args = ["curate", "--output"]
     assert (
         main(
@@ -218,6 +223,15 @@ def test_same_rows_with_one_and_two_worker_processes(tmp_path):
     )
     assert read_data(tmp_path / "one") == read_data(tmp_path / "two")
     assert manifest(tmp_path / "two")["counts"]["balanced"]
+    # The default layout: one worker thread per core in this process; no worker process.
+    before = set(_children())
+    assert main([*args, str(tmp_path / "threads"), "--cache-dir", str(tmp_path / "c3")]) == 0
+    assert not [c for pid, c in _children().items() if pid not in before and WORKER_MARK in c]
+    assert read_data(tmp_path / "threads") == read_data(tmp_path / "one")
+    assert (
+        manifest(tmp_path / "threads")["mining"]["texts_encoded"]
+        == (manifest(tmp_path / "one")["mining"]["texts_encoded"])
+    )
 
 
 @pytest.mark.slow

@@ -44,6 +44,9 @@ class Job:
     #: More sections computed from the staged output after the run (``report(staging)``).
     report: Callable[[str], dict] | None = None
     kept_on_interrupt: str = ""  # what an interrupted run keeps, for its message
+    #: How the local runner runs its workers when no ``--direct_*`` option is given
+    #: (``default_beam_args``): "multi_processing" or "multi_threading".
+    local_mode: str = "multi_processing"
 
 
 def write_read_count(count: int, staging: str) -> str:
@@ -99,11 +102,13 @@ def _runner(args: list[str]) -> str | None:
     return None
 
 
-def default_beam_args(beam_args: list[str]) -> list[str]:
+def default_beam_args(beam_args: list[str], local_mode: str = "multi_processing") -> list[str]:
     """Beam options with our defaults added: with no ``--runner``, Beam's local FnApiRunner
-    (``LOCAL_RUNNER``); on a local runner with no ``--direct_*`` option, one worker process
-    per core (each teacher on one thread: the fastest layout on CPU, and the same bits as any
-    other)."""
+    (``LOCAL_RUNNER``); on a local runner with no ``--direct_*`` option, one worker per core,
+    run as ``local_mode`` ("multi_processing": one process each; "multi_threading": one thread
+    each in this process, sharing its libraries: curate's choice, see ``Job.local_mode``)."""
+    if local_mode not in ("multi_processing", "multi_threading"):
+        raise ValueError(f"local_mode must be multi_processing or multi_threading: {local_mode}")
     args = list(beam_args)
     runner = _runner(args)
     if runner is None:
@@ -111,7 +116,7 @@ def default_beam_args(beam_args: list[str]) -> list[str]:
     local = runner is None or runner.lower() in ("directrunner", LOCAL_RUNNER.lower())
     workers = os.cpu_count() or 1
     if local and workers > 1 and not any(a.startswith("--direct_") for a in args):
-        args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        args += [f"--direct_num_workers={workers}", f"--direct_running_mode={local_mode}"]
     return args
 
 
@@ -201,7 +206,7 @@ def execute(
         out.clear_staging(job.output)
         log_path = _log_path(job)
         with quiet_console(log_path, verbose) as console:
-            options = PipelineOptions(default_beam_args(beam_args or []))
+            options = PipelineOptions(default_beam_args(beam_args or [], job.local_mode))
             pipeline = test_pipeline or beam.Pipeline(options=options)
             job.build(pipeline, staging)
             display = ProgressDisplay(staging, console)
