@@ -93,13 +93,18 @@ def _rows_read(staging: str) -> int:
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
 
-def _runner(args: list[str]) -> str | None:
+def _option(args: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``args`` (``--flag=value`` or ``--flag value``), or None."""
     for i, arg in enumerate(args):
-        if arg.startswith("--runner="):
+        if arg.startswith(f"{flag}="):
             return arg.split("=", 1)[1]
-        if arg == "--runner" and i + 1 < len(args):
+        if arg == flag and i + 1 < len(args):
             return args[i + 1]
     return None
+
+
+def _runner(args: list[str]) -> str | None:
+    return _option(args, "--runner")
 
 
 def default_beam_args(beam_args: list[str], local_mode: str = "multi_processing") -> list[str]:
@@ -192,6 +197,7 @@ def execute(
 
     from kalm_data.beam.counts import read_tallies
     from kalm_data.harness.console import quiet_console
+    from kalm_data.harness.memory import limit_malloc_arenas
     from kalm_data.harness.progress import ProgressDisplay, read_timings
     from kalm_data.published import redact
     from kalm_data.writers import commit as out
@@ -206,7 +212,10 @@ def execute(
         out.clear_staging(job.output)
         log_path = _log_path(job)
         with quiet_console(log_path, verbose) as console:
-            options = PipelineOptions(default_beam_args(beam_args or [], job.local_mode))
+            args = default_beam_args(beam_args or [], job.local_mode)
+            if _option(args, "--direct_running_mode") == "multi_threading":
+                limit_malloc_arenas()  # worker threads share this process's heap
+            options = PipelineOptions(args)
             pipeline = test_pipeline or beam.Pipeline(options=options)
             job.build(pipeline, staging)
             display = ProgressDisplay(staging, console)

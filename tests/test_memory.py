@@ -1,0 +1,32 @@
+"""The malloc arena cap of threaded local runs (``kalm_data.harness.memory``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from kalm_data.harness.memory import limit_malloc_arenas
+
+CALL = "from kalm_data.harness.memory import limit_malloc_arenas as f; print(f(2))"
+
+
+def _run(env: dict) -> str:
+    out = subprocess.run([sys.executable, "-c", CALL], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_the_cap_is_set_on_glibc_unless_the_user_set_one():
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    assert _run(env) == "True"
+    assert _run({**env, "MALLOC_ARENA_MAX": "4"}) == "False"
+
+
+def test_a_cap_below_one_is_an_error():
+    with pytest.raises(ValueError, match="arenas"):
+        limit_malloc_arenas(0)
