@@ -3,10 +3,7 @@
 Local, in process (one worker):
     python pipelines/curate.py --input pairs.jsonl.gz --output out/ --direct_num_workers 1
 
-Local, one worker thread per core in this process (the default):
-    python pipelines/curate.py --input pairs.jsonl.gz --output out/
-
-Local, two worker processes (the same rows; each process loads its own libraries and teacher):
+Local, one worker process per core (the default):
     python pipelines/curate.py --input pairs.jsonl.gz --output out/ \\
         --direct_num_workers 2 --direct_running_mode multi_processing
 

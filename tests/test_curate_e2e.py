@@ -188,10 +188,7 @@ def test_malformed_rows_are_all_accounted_for(tmp_path):
 
 @pytest.mark.slow
 def test_same_rows_with_one_and_two_worker_processes(tmp_path):
-    """DirectRunner in process vs two worker processes vs the default (two worker threads):
-    identical rows, each from a cold cache."""
-    from kalm_data.beam.runner import WORKER_MARK, _children
-
+    """DirectRunner in process vs two worker processes: identical rows, each from a cold cache."""
     args = ["curate", "--output"]
     assert (
         main(
@@ -223,15 +220,6 @@ def test_same_rows_with_one_and_two_worker_processes(tmp_path):
     )
     assert read_data(tmp_path / "one") == read_data(tmp_path / "two")
     assert manifest(tmp_path / "two")["counts"]["balanced"]
-    # The default layout: one worker thread per core in this process; no worker process.
-    before = set(_children())
-    assert main([*args, str(tmp_path / "threads"), "--cache-dir", str(tmp_path / "c3")]) == 0
-    assert not [c for pid, c in _children().items() if pid not in before and WORKER_MARK in c]
-    assert read_data(tmp_path / "threads") == read_data(tmp_path / "one")
-    assert (
-        manifest(tmp_path / "threads")["mining"]["texts_encoded"]
-        == (manifest(tmp_path / "one")["mining"]["texts_encoded"])
-    )
 
 
 @pytest.mark.slow

@@ -359,8 +359,8 @@ def _start(argv: list[str], env: dict, ignore_sigint: bool = False) -> subproces
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "layout",
-    [[], ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]],
-    ids=["threads", "processes"],
+    [["--direct_num_workers=1", "--direct_running_mode=in_memory"], []],
+    ids=["in-process", "worker-processes"],
 )
 def test_ctrl_c_stops_a_run_keeps_the_previous_output_and_finished_embeddings(tmp_path, layout):
     out, cache = tmp_path / "out", tmp_path / "cache"
@@ -371,7 +371,7 @@ def test_ctrl_c_stops_a_run_keeps_the_previous_output_and_finished_embeddings(tm
     token = f"kalm-test-{uuid.uuid4().hex}"
     env = {**os.environ, "KALM_TEST_TOKEN": token}
     medquad = str(SAMPLE_DIR / "medquad.jsonl.gz")
-    # Worker threads (the default layout) or processes; SIGINT ignored at start, as it once was.
+    # In process, or worker processes (the default); SIGINT ignored at start, as it once was.
     proc = _start(["--input", medquad, *common, *layout], env, ignore_sigint=True)
     n_before = sum(1 for _ in cache.rglob("*.npz"))
     deadline = time.monotonic() + 300

@@ -285,9 +285,6 @@ def run(
                 "fingerprint": fingerprint,
             }
         },
-        # One worker thread per core in one process: the same rows and speed as one process per
-        # core, and the libraries (torch, pyarrow, Beam) loaded once (README "Speed").
-        local_mode="multi_threading",
         kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir}"
         + (f" and finished stages in {checkpoint_root(cfg.output)}" if plan else "")
         + ", and reused",

@@ -232,7 +232,9 @@ class Checkpoint:
 
 
 def write_part(ckpt: Checkpoint, collection: str, shard: int, shards: int, lines) -> dict:
-    """Write encoded ``lines`` as one gzip part, atomically; returns its marker entry."""
+    """Write encoded ``lines`` as one gzip part, atomically; returns its marker entry. Level 1:
+    a checkpoint is read once or twice, and level 9 spent 4 of the 32 s of a warm rerun on
+    22,043 pairs compressing it."""
     fs, folder = _fs(ckpt.folder)
     rel = ckpt.part(collection, shard, shards)
     target = f"{folder}/{rel}"
@@ -241,7 +243,7 @@ def write_part(ckpt: Checkpoint, collection: str, shard: int, shards: int, lines
     n = 0
     with (
         fs.open(tmp, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=1, mtime=0) as f,
     ):
         for line in lines:
             f.write(line.encode("utf-8") + b"\n")
