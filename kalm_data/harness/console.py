@@ -8,7 +8,8 @@ logs stay on the console, as before.
 
 Beam's DirectRunner relays each worker's log records to the main process, which logs them
 again ("Worker: ... message: ..."): the same line twice. The relayed copies are dropped, since
-the workers' own output already reaches the log file.
+the workers' own output already reaches the log file. So is Beam's INFO chatter about string
+type hints (``TYPEHINT_LOGGER``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,17 @@ from typing import TextIO
 RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
 
 
+#: Beam logs one INFO line per string type hint it cannot resolve ("Converting string literal
+#: type hint to Any"): 127 of the 195 lines of a warm curate run's log.
+TYPEHINT_LOGGER = "apache_beam.typehints.native_type_compatibility"
+
+
 class _DropRelayed(logging.Filter):
+    """Drops the relayed copies of worker records, and Beam's type-hint chatter below WARNING."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == TYPEHINT_LOGGER:
+            return record.levelno >= logging.WARNING
         return not (record.name == RELAY_LOGGER and str(record.msg).startswith("Worker:"))
 
 
