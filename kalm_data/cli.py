@@ -45,8 +45,9 @@ def _build_parser() -> argparse.ArgumentParser:
 #: both loaded, their native thread pools race at interpreter teardown and abort the process
 #: now and then ("terminate called without an active exception": 2 of 15 runs of a script
 #: that only imports torch and reads an empty shard). Everything is flushed first. ``curate``
-#: runs its Beam workers as threads of this process: after Ctrl-C they are still encoding, and
-#: only a hard exit ends the process at once (a normal exit aborted, as above).
+#: may run its Beam workers as threads of this process (``--direct_running_mode in_memory`` or
+#: ``multi_threading``): after Ctrl-C they are still encoding, and only a hard exit ends the
+#: process at once (a normal exit aborted, as above).
 HARD_EXIT_COMMANDS = ("train", "eval", "curate")
 
 

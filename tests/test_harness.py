@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from kalm_data.harness.run import LOCAL_RUNNER, default_beam_args
 
 
 def test_no_runner_means_the_local_fn_api_runner_with_one_worker_per_core():
     args = default_beam_args([])
     assert f"--runner={LOCAL_RUNNER}" in args
-    threads = default_beam_args([], "multi_threading")
     if (os.cpu_count() or 1) > 1:
         assert "--direct_running_mode=multi_processing" in args
-        assert "--direct_running_mode=multi_threading" in threads
-        assert f"--direct_num_workers={os.cpu_count()}" in threads
-    with pytest.raises(ValueError, match="local_mode"):
-        default_beam_args([], "in_memory")
+        assert f"--direct_num_workers={os.cpu_count()}" in args
 
 
 def test_worker_flags_and_other_runners_are_left_as_given():

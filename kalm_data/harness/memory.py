@@ -1,10 +1,11 @@
-"""Fewer malloc arenas for a process whose worker threads encode in parallel.
+"""Fewer malloc arenas for a process whose Beam worker threads encode in parallel
+(``--direct_running_mode multi_threading``).
 
 Why: glibc gives each thread that allocates concurrently its own arena (up to 8 per core), and
 an arena keeps the pages of freed blocks. Two encoding threads each free and reallocate
 hundreds of MB of activations per batch, so each arena settles at its own high-water mark. Two
 arenas for the whole process hold the same work in less memory: on 2,000 pairs curate's peak
-RSS went from 2,015 MB to 1,636 MB, same rows and time (``benchmarks/bench_scaling.py``, README
+RSS went from 2,015 MB to 1,620 MB, with the same rows (``benchmarks/bench_scaling.py``, README
 "Speed").
 
 Contract: ``limit_malloc_arenas(n)`` caps the arenas glibc creates from now on (``mallopt
