@@ -30,3 +30,28 @@ def test_the_cap_is_set_on_glibc_unless_the_user_set_one():
 def test_a_cap_below_one_is_an_error():
     with pytest.raises(ValueError, match="arenas"):
         limit_malloc_arenas(0)
+
+
+TRIM = """
+import numpy as np
+from kalm_data.harness.memory import release_free_memory
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+blocks = [np.ones(8192) for _ in range(4000)]  # 64 KB each, from malloc's heap
+pin = np.ones(8192)  # allocated last: keeps the heap from shrinking on its own
+del blocks
+before = rss_mb()
+done = release_free_memory()
+print(done, before - rss_mb())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_released_memory_leaves_the_process():
+    out = subprocess.run([sys.executable, "-c", TRIM], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    done, freed_mb = out.stdout.split()
+    assert done == "True" and float(freed_mb) > 100  # of the 250 MB freed

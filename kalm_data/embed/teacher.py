@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kalm_data.embed.batching import budget_batches, pad
+from kalm_data.harness.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,10 @@ class Teacher:
         }
         with torch.inference_mode():
             out = self.model(features)["sentence_embedding"]  # (batch, dim)
-        return out.float().cpu().numpy()
+        vectors = out.float().cpu().numpy()
+        del out, features
+        release_free_memory()  # the batch's activations, back to the OS
+        return vectors
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token counts (special tokens included) before truncation."""
