@@ -179,8 +179,9 @@ class Teacher:
         with torch.inference_mode():
             out = self.model(features)["sentence_embedding"]  # (batch, dim)
         vectors = out.float().cpu().numpy()
-        del out, features
-        release_free_memory()  # the batch's activations, back to the OS
+        if self.model.device.type == "cpu":  # the batch's activations, back to the OS
+            del out, features
+            release_free_memory()
         return vectors
 
     def count_tokens(self, texts: list[str]) -> list[int]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -28,23 +29,20 @@ log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # glibc's malloc.h
 
-_libc_cache: list = []
 
-
+@functools.cache
 def _libc():
     """glibc's ``CDLL``, or None where there is none (looked up once)."""
-    if not _libc_cache:
-        lib = None
-        name = ctypes.util.find_library("c")
-        if name is not None:
-            try:
-                lib = ctypes.CDLL(name)
-                lib.malloc_trim.argtypes = [ctypes.c_size_t]
-                lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            except (OSError, AttributeError):
-                lib = None
-        _libc_cache.append(lib)
-    return _libc_cache[0]
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.malloc_trim.argtypes = [ctypes.c_size_t]
+        lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    except (OSError, AttributeError):
+        return None
+    return lib
 
 
 def release_free_memory() -> bool:

@@ -100,10 +100,6 @@ def _option(args: list[str], flag: str) -> str | None:
     return None
 
 
-def _runner(args: list[str]) -> str | None:
-    return _option(args, "--runner")
-
-
 def default_beam_args(beam_args: list[str]) -> list[str]:
     """Beam options with our defaults added: with no ``--runner``, Beam's local FnApiRunner
     (``LOCAL_RUNNER``); on a local runner with no ``--direct_*`` option, one worker process
@@ -112,7 +108,7 @@ def default_beam_args(beam_args: list[str]) -> list[str]:
     Beam's threaded runner once grew its buffers without bound on a warm 20,000-pair run
     (README "Speed")."""
     args = list(beam_args)
-    runner = _runner(args)
+    runner = _option(args, "--runner")
     if runner is None:
         args.append(f"--runner={LOCAL_RUNNER}")
     local = runner is None or runner.lower() in ("directrunner", LOCAL_RUNNER.lower())
