@@ -7,7 +7,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from kalm_data import reasons
-from kalm_data.beam import SplitRejected, only_rejected
+from kalm_data.beam import only_rejected
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
@@ -102,7 +102,7 @@ def _close(expected):
     return check
 
 
-def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_path):
+def test_embed_stage_encodes_each_text_once_into_the_cache(teacher, tmp_path):
     texts = ["a short one", "another text here", "a short one", "x " * 300]
     expected = {text_key(t): v for t, v in zip(texts, teacher.encode(texts), strict=True)}
     teacher_name = default_teacher()
@@ -113,21 +113,14 @@ def test_embed_stage_encodes_each_text_once_and_fills_the_cache(teacher, tmp_pat
             | beam.Create([(text_key(t), t) for t in texts])
             | EmbedTexts(CurateConfig(cache_dir=str(tmp_path), embed_ranges=2), teacher_name, fp)
         )
-        vectors, tallies = out | SplitRejected()
-        assert_that(vectors, _close(expected))
-        summed = tallies | beam.FlatMap(lambda t: t.counts) | beam.CombinePerKey(sum)
+        summed = out | beam.FlatMap(lambda t: t.counts) | beam.CombinePerKey(sum)
         encoded = [("texts_encoded", 3), ("texts_truncated_for_teacher", 1)]
         assert_that(summed, equal_to(encoded), label="tallies")
-    cache = EmbeddingCache(str(tmp_path), fp)
-    from kalm_data.embed.buckets import length_bucket
-
-    found = {}
-    for t in set(texts):
-        found.update(cache.get(length_bucket(t), [text_key(t)]))
-    assert set(found) == set(expected)
+    found = EmbeddingCache(str(tmp_path), fp).vectors_of({text_key(t): t for t in texts})
+    _close(expected)(found.items())
 
 
-def test_mine_stage_and_writers(teacher, tmp_path):
+def test_mine_stage_reads_vectors_from_the_cache_and_writes(fill_cache, tmp_path):
     from kalm_data.dedup import merge_by_query
 
     from realdata import load_pairs
@@ -137,25 +130,24 @@ def test_mine_stage_and_writers(teacher, tmp_path):
         merge_by_query([pair(r["id"], r["query"], r["positive"], i)])[0] for i, r in enumerate(rows)
     ]
     texts = sorted({t for e in examples for _, t in example_texts(e)})
-    vectors = list(zip(map(text_key, texts), teacher.encode(texts), strict=True))
-    cfg = CurateConfig(window_start=5, window_end=20, num_negatives=3, filter_k=10)
+    cache, fp = fill_cache(texts)
+    cfg = CurateConfig(window_start=5, window_end=20, num_negatives=3, filter_k=10, cache_dir=cache)
+    out = tmp_path / "out"
     with TestPipeline() as p:
         kept, rejected = (
             p | "E" >> beam.Create(examples),
-            p | "V" >> beam.Create(vectors),
             p | "C" >> beam.Create([]),
-        ) | MineTasks(cfg, "minilm")
-        _ = kept | beam.ParDo(WriteTaskShardsFn(str(tmp_path), 50))
-        _ = rejected | WriteRejected(str(tmp_path), 50)
-    table = pq.read_table(tmp_path / "data" / "t")
+            p | "Done" >> beam.Create([]),
+        ) | MineTasks(cfg, "minilm", fp)
+        _ = kept | beam.ParDo(WriteTaskShardsFn(str(out), 50))
+        _ = rejected | WriteRejected(str(out), 50)
+    table = pq.read_table(out / "data" / "t")
     rejected = (
-        pq.read_table(tmp_path / "rejected" / "filter").num_rows
-        if (tmp_path / "rejected").exists()
-        else 0
+        pq.read_table(out / "rejected" / "filter").num_rows if (out / "rejected").exists() else 0
     )
     assert table.num_rows + rejected == len(examples)
     assert table.num_rows >= 100
-    assert len(list((tmp_path / "data" / "t").glob("part-*.parquet"))) == -(-table.num_rows // 50)
+    assert len(list((out / "data" / "t").glob("part-*.parquet"))) == -(-table.num_rows // 50)
     assert table.column("id").to_pylist() == sorted(table.column("id").to_pylist())
     assert all(len(n) == 3 for n in table.column("negatives").to_pylist())
 

@@ -78,3 +78,25 @@ def test_cache_opens_only_files_whose_key_range_overlaps(tmp_path, texts):
     np.testing.assert_array_equal(got[low[10]], vectors[10])
     with pytest.raises(Exception):  # noqa: B017 - numpy's error for a spoilt file
         cache.get("len10", high[:5])
+
+
+def test_cache_skips_a_file_between_the_keys_asked_for(tmp_path, texts):
+    # A task's keys spread over the whole key space: a file whose range holds none of them is
+    # not opened, even when it lies between two that do.
+    cache = EmbeddingCache(str(tmp_path), "fp")
+    keys = sorted((k for k, _ in texts[:300]), key=key_position)
+    parts = keys[:100], keys[100:200], keys[200:]
+    vectors = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    for i, part in enumerate(parts):
+        cache.put("len10", list(part), vectors[100 * i : 100 * (i + 1)])
+    (middle,) = [
+        p
+        for p in (tmp_path / "fp" / "len10").iterdir()
+        if p.name.startswith(f"{key_position(parts[1][0]):08x}")
+    ]
+    middle.write_bytes(b"not an npz file")
+    asked = [*parts[0][:5], *parts[2][-5:]]
+    got = cache.get("len10", asked)
+    assert set(got) == set(asked)
+    np.testing.assert_array_equal(got[parts[2][-1]], vectors[-1])
+    assert cache.cached_keys("len10", [*asked, "f" * 64]) == set(asked)

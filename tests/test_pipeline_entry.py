@@ -34,3 +34,14 @@ def test_entry_file_refuses_unknown_flags(tmp_path):
 
     with pytest.raises(UsageError, match="did you mean --num-negatives"):
         _entry().run(["--output", str(tmp_path / "o"), "--num-negativs", "3"])
+
+
+def test_dataflow_with_a_local_cache_dir_is_refused_before_anything_is_written(tmp_path):
+    from kalm_data.errors import UsageError
+
+    src = write_jsonl(tmp_path / "pairs.jsonl", load_pairs(5, source="disfl"))
+    argv = ["--input", str(src), "--output", str(tmp_path / "out")]
+    argv += ["--cache-dir", str(tmp_path / "cache"), "--runner", "DataflowRunner"]
+    with pytest.raises(UsageError, match="local to each Dataflow worker.*gs://"):
+        _entry().run(argv)
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,9 @@
-"""Embedding stage: every unique text encoded once by the teacher, through the cache.
+"""Embedding stage: every unique text encoded once by the teacher, into the cache.
+
+The stage's product is the embedding cache (``kalm_data.embed.cache``): vectors are written there
+and never passed down the pipeline; mining reads its task's vectors from the cache by key, after
+this stage has ended (its tallies are a side input of mining). So no vector is shuffled, and a
+rerun whose texts are all cached reads only the cache files' keys here.
 
 Each length bucket is cut into key ranges, more for costlier texts
 (``kalm_data.embed.buckets.ranges_for``), so no group is a large share of the work and every
@@ -27,8 +32,8 @@ CHUNK = 1024  # texts per cache file
 
 
 class EmbedGroupFn(beam.DoFn):
-    """(group, [(key, text), ...]) -> (key, vector) for each unique key, then a ``Tally`` of
-    texts from the cache, encoded and truncated. The teacher is loaded when first needed."""
+    """(group, [(key, text), ...]) -> every text's vector in the cache, and one ``Tally`` of
+    texts found in the cache, encoded and truncated. The teacher is loaded when first needed."""
 
     def __init__(
         self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
@@ -60,9 +65,8 @@ class EmbedGroupFn(beam.DoFn):
         group, pairs = item
         bucket = group.split("/")[0]
         ordered = encode_order(list(pairs))
-        cached = self.cache.get(bucket, [k for k, _ in ordered])
+        cached = self.cache.cached_keys(bucket, [k for k, _ in ordered])
         report(self.progress, "embed", cached=len(cached))
-        yield from cached.items()
         todo = [(k, t) for k, t in ordered if k not in cached]
         start, truncated_total = time.monotonic(), 0
         for i in range(0, len(todo), CHUNK):
@@ -82,7 +86,6 @@ class EmbedGroupFn(beam.DoFn):
                 done / max(time.monotonic() - start, 1e-9),
                 len(cached),
             )
-            yield from zip(keys, vectors, strict=True)
         yield tally(
             {
                 "texts_from_cache": len(cached),
@@ -110,8 +113,8 @@ class _CountPlanned(beam.DoFn):
 
 
 class EmbedTexts(beam.PTransform):
-    """(key, text) pairs (duplicates allowed) -> (key, float32 vector), one per unique key, and
-    a ``Tally`` per group (``SplitRejected`` separates them).
+    """(key, text) pairs (duplicates allowed) -> every unique text's vector in the embedding
+    cache, and a ``Tally`` per group: the collection to wait on before reading the cache.
 
     The unique texts are counted before any is encoded (a ``Distinct`` ends that step), so the
     progress display can estimate the time left."""

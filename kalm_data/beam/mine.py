@@ -1,18 +1,21 @@
-"""Mining stage: bring each task's examples and vectors together, then mine and filter.
+"""Mining stage: each task's examples, with their vectors read from the embedding cache, mined
+and filtered.
 
-Joins: (text key -> tasks using it) with (text key -> vector) gives (task, (key, vector)); that
-and (task, example) are co-grouped by task. The shared candidate corpus, if any, comes in as a
-side input. ``MineTaskFn`` runs the pure ``mine_task`` steps on each task's group, the filter
-through the stage shell. One ``Tally`` per task (``kalm_data.beam.counts``) carries the filter
-stage's row counts and the manifest's mining counters: negatives skipped by the margin and
-near-duplicate guards, examples short of negatives, given negatives scoring above the margin
-(kept, counted), and ``filter_positives_dropped``: failing positives removed from examples that
-stayed (a row whose positives all failed is a ``filter`` rejection instead).
+Examples are grouped by task. Vectors do not travel through the pipeline: the embedding stage
+writes them to the embedding cache, and ``MineTaskFn`` reads the ones its task needs by key
+(``EmbeddingCache.vectors_of``), so no stage shuffles vectors and a worker holds only its own
+task's. The embedding stage's tallies are a side input of mining: Beam runs mining only after
+the embedding stage has ended, so every vector is in the cache. The shared candidate corpus, if
+any, comes in as a side input of (key, text). ``MineTaskFn`` runs the pure ``mine_task`` steps
+on each task's group, the filter through the stage shell. One ``Tally`` per task
+(``kalm_data.beam.counts``) carries the filter stage's row counts and the manifest's mining
+counters: negatives skipped by the margin and near-duplicate guards, examples short of
+negatives, given negatives scoring above the margin (kept, counted), and
+``filter_positives_dropped``: failing positives removed from examples that stayed (a row whose
+positives all failed is a ``filter`` rejection instead).
 
-Every vector the embedding stage emits is in the embedding cache first. A text whose vector did
-not arrive with its task (seen on Beam's local multi-process runner under heavy load) is read
-from that cache, with a warning; when the cache lacks it too, the task fails with an error
-naming the task, the text and the cache, and a rerun resumes from the "pairs" checkpoint.
+A text whose vector is not in the cache fails its task with an error naming the task, the text
+and the cache; a rerun resumes from the "pairs" checkpoint.
 """
 
 from __future__ import annotations
@@ -38,38 +41,27 @@ def example_texts(example):
         yield text_key(text), text
 
 
-def _fan_out(item):
-    key, grouped = item
-    vectors = list(grouped["vector"])
-    if not vectors:
-        return
-    for task in sorted(set(grouped["task"])):
-        yield task, (key, vectors[0])
-
-
 class MineTaskFn(beam.DoFn):
-    """(task, {"examples", "vectors"}) -> (task, kept rows), the ``RejectedRecord``s and a
-    ``Tally``."""
+    """(task, examples) -> (task, kept rows), the ``RejectedRecord``s and a ``Tally``. Side
+    inputs: ``corpus``, the shared corpus's (key, text); ``embedded``, the embedding stage's
+    output, only waited on. ``cache``: (cache dir, teacher fingerprint) to read vectors from."""
 
-    def __init__(
-        self,
-        params: dict,
-        teacher: str,
-        progress: str | None = None,
-        cache: tuple[str, str] | None = None,
-    ):
+    def __init__(self, params: dict, teacher: str, cache: tuple[str, str], progress=None):
         self.params_dict = params  # ``MiningParams.to_dict()``
         self.teacher = teacher
+        self.cache = cache
         self.progress = progress
-        self.cache = cache  # (cache dir, teacher fingerprint) of the embedding stage
 
     def setup(self):
         from kalm_data.beam.stage import StageRunner
+        from kalm_data.embed.cache import EmbeddingCache
         from kalm_data.stages.filter import RankingConsistency
 
         self.params = MiningParams.from_dict(self.params_dict)
         self.filter = StageRunner(RankingConsistency(self.params), self.progress)
         self.filter.setup()
+        self.store = EmbeddingCache(*self.cache)
+        self._corpus: tuple[dict, dict] = ({}, {})  # (key -> text, key -> vector), per worker
 
     def _mine(self, examples, vectors, corpus):
         """``mine_task`` with its filter step run through the stage shell (counted)."""
@@ -91,18 +83,16 @@ class MineTaskFn(beam.DoFn):
                     result.kept.append(kept)
         return result
 
-    def process(self, item, corpus):
-        task, grouped = item
-        examples = list(grouped["examples"])
+    def process(self, item, corpus, embedded):
+        task, examples = item
+        examples = list(examples)
         if not examples:
             return
         report(self.progress, "mine")  # the stage's first report: its start, for its timing
-        vectors = dict(grouped["vectors"])
-        vectors.update((k, v) for k, _, v in corpus)
-        missing = {k: t for e in examples for k, t in example_texts(e) if k not in vectors}
-        if missing:
-            vectors.update(self._from_cache(task, missing))
-        result = self._mine(examples, vectors, [t for _, t, _ in corpus])
+        corpus_texts, corpus_vectors = self._corpus_vectors(task, corpus)
+        vectors = self._vectors(task, dict(x for e in examples for x in example_texts(e)))
+        vectors.update(corpus_vectors)
+        result = self._mine(examples, vectors, list(corpus_texts.values()))
         report(self.progress, "mine", tasks=1, kept=len(result.kept))
         flush(self.progress)
         s = result.stats
@@ -125,68 +115,51 @@ class MineTaskFn(beam.DoFn):
         yield from result.rejected
         yield tally(counts)
 
-    def _from_cache(self, task: str, missing: dict[str, str]) -> dict:
-        """The vectors of ``missing`` (key -> text) from the embedding cache; raises naming the
-        first text when the cache lacks any."""
-        from kalm_data.embed.buckets import length_bucket
-        from kalm_data.embed.cache import EmbeddingCache
+    def _corpus_vectors(self, task: str, corpus) -> tuple[dict, dict]:
+        """The corpus's (key -> text, key -> vector), read from the cache once per worker."""
+        texts = dict(corpus)
+        if texts != self._corpus[0]:
+            self._corpus = (texts, self._vectors(task, texts))
+        return self._corpus
 
-        found: dict = {}
-        if self.cache is not None:
-            cache, by_bucket = EmbeddingCache(*self.cache), {}
-            for k, t in missing.items():
-                by_bucket.setdefault(length_bucket(t), []).append(k)
-            for bucket, keys in sorted(by_bucket.items()):
-                found.update(cache.get(bucket, keys))
-        lost = [k for k in missing if k not in found]
+    def _vectors(self, task: str, texts: dict[str, str]) -> dict:
+        """The vectors of ``texts`` (key -> text) from the embedding cache; raises naming the
+        first text the cache lacks."""
+        found = self.store.vectors_of(texts)
+        lost = [k for k in texts if k not in found]
         if lost:
             raise RuntimeError(
-                f"mine {task}: {len(lost)} texts have no vector, e.g. key {lost[0]} "
-                f"({missing[lost[0]][:60]!r}): the embedding stage's output did not arrive and "
-                f"the embedding cache ({self.cache[0] if self.cache else 'none'}) lacks it; "
-                "rerun the same command (finished stages are kept)"
+                f"mine {task}: {len(lost)} texts have no vector in the embedding cache "
+                f"({self.cache[0]}), e.g. key {lost[0]} ({texts[lost[0]][:60]!r}): the "
+                "embedding stage did not write it; on a cluster, --cache-dir must be a folder "
+                "every worker shares (gs://...). Rerun the same command (finished stages are kept)"
             )
-        log.warning(
-            "mine %s: %d vectors missing from the embedding stage's output were read from the "
-            "embedding cache",
-            task,
-            len(found),
-        )
         return found
 
 
 class MineTasks(beam.PTransform):
-    """Examples + (key, vector) + corpus [(key, text, vector)] -> (task, rows) and reports
-    (rejections and tallies). ``fingerprint``: the teacher's, to read a vector that did not
-    arrive from ``cfg.cache_dir``."""
+    """(examples, corpus (key, text), the embedding stage's output) -> (task, rows) and reports
+    (rejections and tallies). Vectors are read from ``cfg.cache_dir`` under ``fingerprint``, the
+    teacher's."""
 
     def __init__(
-        self,
-        cfg: CurateConfig,
-        teacher: str,
-        progress: str | None = None,
-        fingerprint: str | None = None,
+        self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
     ):
         super().__init__()
-        cache = (cfg.cache_dir, fingerprint) if fingerprint else None
-        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher, progress, cache)
+        cache = (cfg.cache_dir, fingerprint)
+        self.fn = MineTaskFn(MiningParams.from_config(cfg).to_dict(), teacher, cache, progress)
 
     def expand(self, inputs):
-        examples, vectors, corpus = inputs
-        text_tasks = examples | "TextTasks" >> beam.FlatMap(
-            lambda e: ((k, e.task) for k, _ in example_texts(e))
-        )
-        task_vectors = (
-            {"vector": vectors, "task": text_tasks}
-            | "JoinVectors" >> beam.CoGroupByKey()
-            | "ByTask" >> beam.FlatMap(_fan_out)
-        )
-        by_task = {
-            "examples": examples | "KeyByTask" >> beam.Map(lambda e: (e.task, e)),
-            "vectors": task_vectors,
-        } | "GroupTask" >> beam.CoGroupByKey()
+        examples, corpus, embedded = inputs
         return (
-            by_task
-            | "Mine" >> beam.ParDo(self.fn, corpus=beam.pvalue.AsList(corpus))
+            examples
+            | "KeyByTask" >> beam.Map(lambda e: (e.task, e))
+            | "GroupTask" >> beam.GroupByKey()
+            | "Mine"
+            >> beam.ParDo(
+                self.fn,
+                corpus=beam.pvalue.AsList(corpus),
+                embedded=beam.pvalue.AsList(embedded),
+            )
             | "SplitMined" >> SplitRejected()
         )

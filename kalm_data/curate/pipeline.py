@@ -24,7 +24,6 @@ import os
 
 import apache_beam as beam
 
-from kalm_data.beam import SplitRejected
 from kalm_data.beam.checkpoint import checkpointed
 from kalm_data.beam.counts import SumTallies
 from kalm_data.beam.embed import EmbedTexts
@@ -47,13 +46,6 @@ from kalm_data.stage import Stage
 from kalm_data.stages.corpus import CorpusTexts
 
 log = logging.getLogger(__name__)
-
-
-def _with_vector(item):
-    key, grouped = item
-    texts, vectors = list(grouped["text"]), list(grouped["vector"])
-    if texts and vectors:
-        yield key, texts[0], vectors[0]
 
 
 def apply_stages(records, stages: list[Stage | beam.PTransform], progress: str | None):
@@ -167,21 +159,12 @@ def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
-    vectors, embed_tallies = (
-        keyed_texts
-        | "Embed" >> EmbedTexts(cfg, teacher, fingerprint, staging)
-        | "SplitEmbedded" >> SplitRejected()
-    )
-    corpus_vectors = (
-        {"text": corpus_texts, "vector": vectors}
-        | "JoinCorpus" >> beam.CoGroupByKey()
-        | "CorpusVectors" >> beam.FlatMap(_with_vector)
-    )
-    kept, filtered = (examples, vectors, corpus_vectors) | "Mine" >> MineTasks(
-        cfg, teacher_name(teacher, cfg.show_paths), staging, fingerprint
+    embedded = keyed_texts | "Embed" >> EmbedTexts(cfg, teacher, fingerprint, staging)
+    kept, filtered = (examples, corpus_texts, embedded) | "Mine" >> MineTasks(
+        cfg, teacher_name(teacher, cfg.show_paths), fingerprint, staging
     )
     reports = (*dropped, filtered, corpus_dropped) | "MinedReports" >> beam.Flatten()
-    return {"kept": kept, "reports": reports, "embedding": embed_tallies}
+    return {"kept": kept, "reports": reports, "embedding": embedded}
 
 
 def _summed(mined: dict) -> dict:
@@ -216,6 +199,20 @@ def _preflight(cfg: CurateConfig, teacher: str) -> list[dict]:
         check_eval_set(eval_set)
     names = recorded_names(cfg)
     return [{"path": names[i.path], "task": i.task, "fingerprint": i.fingerprint} for i in infos]
+
+
+def _check_cache_shared(cache_dir: str, beam_args: list[str]) -> None:
+    """On Dataflow, mining reads vectors that other workers wrote to the embedding cache: a
+    local ``cache_dir`` (each VM its own) is a ``UsageError``."""
+    from kalm_data.errors import UsageError
+    from kalm_data.harness.run import beam_option
+
+    runner = (beam_option(beam_args, "--runner") or "").lower()
+    if "dataflow" in runner and "://" not in cache_dir:
+        raise UsageError(
+            f"--cache-dir {cache_dir} is local to each Dataflow worker, but mining reads the "
+            "vectors every worker wrote: give a bucket path, e.g. --cache-dir gs://BUCKET/kalm-cache"
+        )
 
 
 def published_settings(cfg: CurateConfig, teacher: str) -> dict:
@@ -266,6 +263,7 @@ def run(
     teacher = cfg.teacher or default_teacher()
     inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
+    _check_cache_shared(cfg.cache_dir, beam_args or [])
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
     settings = published_settings(cfg, teacher)
     plan = checkpoint_plan(cfg, settings, teacher, fingerprint, inputs) if cfg.checkpoints else None

@@ -4,22 +4,28 @@ Layout: ``<root>/<teacher fingerprint>/<bucket>/<lo>-<hi>-<sha of keys>.npz``, e
 holding ``keys`` (hex text keys) and ``vectors`` (float32); ``lo``-``hi`` is the range of its
 keys' positions (``kalm_data.embed.buckets.key_position``). Files are written to a temporary name
 and renamed, so a killed run leaves only whole files, and everything it finished is reused by the
-next run. A reader opens only the files of the bucket it asks for whose key range overlaps the
-keys it asks for (an embedding group's keys span one narrow range), and keeps only the vectors it
-asks for, so reads and memory follow the work at hand, not the size of the cache.
+next run. A reader opens only the files of the bucket it asks for whose key range holds one of
+the keys it asks for (an embedding group's keys span one narrow range), and keeps only the
+vectors it asks for, so reads and memory follow the work at hand, not the size of the cache.
+
+The cache is also how vectors reach mining: the embedding stage writes every vector here and
+mining reads its task's by key (``vectors_of``), so no vector travels through the pipeline. On a
+cluster the root must be shared by all workers (``gs://...``).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import logging
 import os
 import uuid
+from collections.abc import Mapping
 
 import numpy as np
 
-from kalm_data.embed.buckets import key_position
+from kalm_data.embed.buckets import key_position, length_bucket
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +53,7 @@ class EmbeddingCache:
         memory follows ``keys``, not the bucket: a worker holds the vectors of its own group."""
         wanted = set(keys)
         found: dict[str, np.ndarray] = {}
-        folder = f"{self.base}/{bucket}"
-        if not wanted or not self.fs.exists(folder):
-            return found
-        positions = [key_position(k) for k in wanted]
-        low, high = min(positions), max(positions)
-        for path in sorted(self.fs.glob(f"{folder}/*.npz")):
-            span = _key_range(path)
-            if span is not None and (span[1] < low or span[0] > high):
-                continue
+        for path in self._files_holding(bucket, wanted):
             with self.fs.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
                 file_keys = data["keys"].tolist()
                 rows = [i for i, k in enumerate(file_keys) if k in wanted and k not in found]
@@ -65,6 +63,40 @@ class EmbeddingCache:
             if len(found) == len(wanted):
                 break
         return found
+
+    def cached_keys(self, bucket: str, keys: list[str]) -> set[str]:
+        """The keys among ``keys`` that have a vector in ``bucket``; reads no vector."""
+        wanted, found = set(keys), set()
+        for path in self._files_holding(bucket, wanted):
+            with self.fs.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
+                found.update(wanted.intersection(data["keys"].tolist()))
+            if len(found) == len(wanted):
+                break
+        return found
+
+    def vectors_of(self, texts: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """The cached vectors of ``texts`` (text key -> text; the text gives the bucket)."""
+        by_bucket: dict[str, list[str]] = {}
+        for key, text in texts.items():
+            by_bucket.setdefault(length_bucket(text), []).append(key)
+        found: dict[str, np.ndarray] = {}
+        for bucket, keys in sorted(by_bucket.items()):
+            found.update(self.get(bucket, keys))
+        return found
+
+    def _files_holding(self, bucket: str, wanted: set[str]) -> list[str]:
+        """The bucket's files, in name order, whose key range holds a position of ``wanted``
+        (a file whose name has no range is always read)."""
+        folder = f"{self.base}/{bucket}"
+        if not wanted or not self.fs.exists(folder):
+            return []
+        positions = sorted(key_position(k) for k in wanted)
+        out = []
+        for path in sorted(self.fs.glob(f"{folder}/*.npz")):
+            span = _key_range(path)
+            if span is None or _any_within(positions, *span):
+                out.append(path)
+        return out
 
     def put(self, bucket: str, keys: list[str], vectors: np.ndarray) -> None:
         """Store ``vectors`` (len(keys), dim) atomically as one new file of ``bucket``."""
@@ -93,3 +125,9 @@ def _key_range(path: str) -> tuple[int, int] | None:
         return int(parts[0], 16), int(parts[1], 16)
     except ValueError:
         return None
+
+
+def _any_within(sorted_positions: list[int], low: int, high: int) -> bool:
+    """Whether some position of ``sorted_positions`` lies in [low, high]."""
+    i = bisect.bisect_left(sorted_positions, low)
+    return i < len(sorted_positions) and sorted_positions[i] <= high

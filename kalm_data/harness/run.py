@@ -90,7 +90,7 @@ def _rows_read(staging: str) -> int:
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
 
-def _option(args: list[str], flag: str) -> str | None:
+def beam_option(args: list[str], flag: str) -> str | None:
     """The value of ``flag`` in ``args`` (``--flag=value`` or ``--flag value``), or None."""
     for i, arg in enumerate(args):
         if arg.startswith(f"{flag}="):
@@ -108,7 +108,7 @@ def default_beam_args(beam_args: list[str]) -> list[str]:
     Beam's threaded runner once grew its buffers without bound on a warm 20,000-pair run
     (README "Speed")."""
     args = list(beam_args)
-    runner = _option(args, "--runner")
+    runner = beam_option(args, "--runner")
     if runner is None:
         args.append(f"--runner={LOCAL_RUNNER}")
     local = runner is None or runner.lower() in ("directrunner", LOCAL_RUNNER.lower())
@@ -206,7 +206,7 @@ def execute(
         log_path = _log_path(job)
         with quiet_console(log_path, verbose) as console:
             args = default_beam_args(beam_args or [])
-            if _option(args, "--direct_running_mode") == "multi_threading":
+            if beam_option(args, "--direct_running_mode") == "multi_threading":
                 limit_malloc_arenas()  # worker threads share this process's heap
             options = PipelineOptions(args)
             pipeline = test_pipeline or beam.Pipeline(options=options)
