@@ -246,6 +246,13 @@ BAD = {
         ],
         "is not a sentence-transformers or Hugging Face model folder",
     ),
+    "teacher config without a model type": (
+        lambda t, p: [
+            *("--input", str(write_jsonl(t / "a.jsonl", p))),
+            *("--teacher", str(_write(t / "m" / "config.json", '{"hidden_size": 8}').parent)),
+        ],
+        "not a loadable model config: ",
+    ),
     "invalid setting": (
         lambda t, p: ["--input", str(write_jsonl(t / "a.jsonl", p)), "--window-end", "10"],
         "invalid settings: window_end (10) must be greater than window_start (50)",
@@ -269,6 +276,7 @@ BAD = {
 
 
 def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
 

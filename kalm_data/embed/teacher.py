@@ -70,13 +70,7 @@ def check_teacher(name: str) -> None:
                 "(it has no modules.json or config.json)"
             )
         if (path / "config.json").is_file():
-            from transformers import AutoConfig
-
-            try:
-                AutoConfig.from_pretrained(str(path))
-            except (OSError, ValueError, KeyError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise UsageError(f"--teacher {name}: not a loadable model config: {first}") from e
+            _check_config(path / "config.json", name)
         return
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise UsageError(f"--teacher {name}: no such model folder")
@@ -88,6 +82,24 @@ def check_teacher(name: str) -> None:
         raise UsageError(
             f"--teacher {name} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
             "download it first, or give a model folder"
+        )
+
+
+def _check_config(config: Path, name: str) -> None:
+    """``UsageError`` unless ``config`` is a JSON object naming its ``model_type``, which is
+    what transformers needs to pick the model class. Read as JSON, not with ``AutoConfig``:
+    importing transformers imports torch, which the launching process never needs (~200 MB)."""
+    import json
+
+    from kalm_data.errors import UsageError
+
+    try:
+        data = json.loads(config.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(f"--teacher {name}: not a loadable model config: {config}: {e}") from e
+    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+        raise UsageError(
+            f"--teacher {name}: not a loadable model config: {config} names no model_type"
         )
 
 
