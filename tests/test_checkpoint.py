@@ -353,6 +353,30 @@ def test_a_setting_re_runs_exactly_the_stages_that_read_it(tmp_path, pairs_file,
     assert _markers(out) == kept
 
 
+@pytest.mark.slow
+def test_a_rerun_with_every_vector_cached_runs_in_one_in_process_worker(
+    tmp_path, pairs_file, warm_cache
+):
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    assert main(_argv(pairs_file, out, warm_cache)) == 0
+    pairs_folder = _markers(out)["pairs"].parent
+    assert len(list(pairs_folder.glob("all-cached-*.json"))) == 1  # this run embedded it all
+
+    # No worker option given: a rerun with a new window has only light work left.
+    argv = _argv(pairs_file, out, warm_cache, "--window-start", "3", "--overwrite")
+    at = argv.index("--direct_num_workers")
+    argv = argv[:at] + argv[at + 2 :]
+    assert main(argv) == 0
+    log = sorted((out / "logs").glob("curate-*.log"))[-1].read_text()
+    assert "every text's vector is cached" in log and "--direct_running_mode=in_memory" in log
+    assert _reused(out) == {"pairs": True, "mined": False}
+    # The same rows as a first run with that window; another cache is not "all cached".
+    assert main(_argv(pairs_file, fresh, tmp_path / "cache", "--window-start", "3")) == 0
+    assert _files(out) == _files(fresh)
+    log = sorted((fresh / "logs").glob("curate-*.log"))[-1].read_text()
+    assert "every text's vector is cached" not in log
+
+
 def test_every_setting_is_listed_for_exactly_one_checkpoint_or_none():
     from kalm_data.curate.checkpoints import MINED_SETTINGS, NOT_CHECKPOINTED, PAIRS_SETTINGS
     from kalm_data.curate.config import CurateConfig

@@ -23,3 +23,16 @@ def test_worker_flags_and_other_runners_are_left_as_given():
     ]
     dask = ["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]
     assert default_beam_args(dask) == dask
+
+
+def test_light_work_runs_in_one_in_process_worker_unless_told_otherwise():
+    args = default_beam_args([], light=True)
+    assert args == [
+        f"--runner={LOCAL_RUNNER}",
+        "--direct_num_workers=1",
+        "--direct_running_mode=in_memory",
+    ]
+    given = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    assert default_beam_args(given, light=True) == [*given, f"--runner={LOCAL_RUNNER}"]
+    dask = ["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]
+    assert default_beam_args(dask, light=True) == dask

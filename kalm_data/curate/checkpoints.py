@@ -81,6 +81,35 @@ def checkpoint_plan(
     return {"pairs": Checkpoint(root, "pairs", pairs), "mined": Checkpoint(root, "mined", mined)}
 
 
+def _cached_note(plan: dict[str, Checkpoint], cache_dir: str, fingerprint: str, corpus) -> str:
+    key = stage_key({"cache_dir": cache_dir, "teacher_fingerprint": fingerprint, "corpus": corpus})
+    return f"{plan['pairs'].folder}/all-cached-{key}.json"
+
+
+def all_cached(plan: dict[str, Checkpoint], cache_dir: str, fingerprint: str, corpus) -> bool:
+    """True when "pairs" is done and a run with this cache, teacher and corpus (``corpus``: its
+    input entries) noted that every text it embeds is cached, and the cache is still there. A
+    wrong True (a cache emptied since) costs speed, never rows: missing vectors are encoded."""
+    import fsspec
+
+    if not plan["pairs"].done():
+        return False
+    fs, note = fsspec.core.url_to_fs(_cached_note(plan, cache_dir, fingerprint, corpus))
+    cache_fs, teacher_cache = fsspec.core.url_to_fs(f"{cache_dir.rstrip('/')}/{fingerprint}")
+    return fs.exists(note) and cache_fs.exists(teacher_cache)
+
+
+def note_all_cached(plan: dict[str, Checkpoint], cache_dir: str, fingerprint: str, corpus):
+    """Note in "pairs" that every text of its pairs and of ``corpus`` is in the cache (call
+    after a committed run that embedded them)."""
+    from kalm_data.writers.manifest import write_json
+
+    write_json(
+        {"cache_dir": cache_dir, "teacher_fingerprint": fingerprint},
+        _cached_note(plan, cache_dir, fingerprint, corpus),
+    )
+
+
 def remove_unused_checkpoints(output: str, keep: list[str]) -> None:
     """After a commit: remove the checkpoints this run did not use, with the output locked (a
     run started since keeps its own)."""

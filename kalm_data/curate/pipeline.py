@@ -34,7 +34,9 @@ from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
 from kalm_data.curate.checkpoints import (
     MINED_COLLECTIONS,
     PAIRS_COLLECTIONS,
+    all_cached,
     checkpoint_plan,
+    note_all_cached,
     remove_unused_checkpoints,
 )
 from kalm_data.curate.config import CurateConfig
@@ -267,6 +269,8 @@ def run(
     fingerprint = teacher_fingerprint(teacher, cfg.precision)
     settings = published_settings(cfg, teacher)
     plan = checkpoint_plan(cfg, settings, teacher, fingerprint, inputs) if cfg.checkpoints else None
+    corpus = inputs[len(cfg.inputs) :]
+    cached = plan is not None and all_cached(plan, cfg.cache_dir, fingerprint, corpus)
     used: dict = {}  # per checkpoint: folder, reused (filled when the graph is built)
     job = Job(
         command="curate",
@@ -286,8 +290,11 @@ def run(
         kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir}"
         + (f" and finished stages in {checkpoint_root(cfg.output)}" if plan else "")
         + ", and reused",
+        light="every text's vector is cached" if cached else "",
     )
     manifest = execute(job, beam_args, test_pipeline, overwrite, verbose)
     if used and manifest["counts"]["balanced"]:
         remove_unused_checkpoints(cfg.output, [v["folder"] for v in used.values()])
+        if not used["mined"]["reused"]:  # this run embedded every text
+            note_all_cached(plan, cfg.cache_dir, fingerprint, corpus)
     return manifest

@@ -44,6 +44,9 @@ class Job:
     #: More sections computed from the staged output after the run (``report(staging)``).
     report: Callable[[str], dict] | None = None
     kept_on_interrupt: str = ""  # what an interrupted run keeps, for its message
+    #: Why the work left is light, e.g. "every text's vector is cached" ("": it is not): on a
+    #: local runner with no ``--direct_*`` option it runs in one in-process worker.
+    light: str = ""
 
 
 def write_read_count(count: int, staging: str) -> str:
@@ -90,6 +93,9 @@ def _rows_read(staging: str) -> int:
 LOCAL_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
 
 
+_LAYOUT_FLAGS = ("--runner", "--direct_num_workers", "--direct_running_mode")
+
+
 def beam_option(args: list[str], flag: str) -> str | None:
     """The value of ``flag`` in ``args`` (``--flag=value`` or ``--flag value``), or None."""
     for i, arg in enumerate(args):
@@ -100,21 +106,25 @@ def beam_option(args: list[str], flag: str) -> str | None:
     return None
 
 
-def default_beam_args(beam_args: list[str]) -> list[str]:
+def default_beam_args(beam_args: list[str], light: bool = False) -> list[str]:
     """Beam options with our defaults added: with no ``--runner``, Beam's local FnApiRunner
     (``LOCAL_RUNNER``); on a local runner with no ``--direct_*`` option, one worker process
     per core (each teacher on one thread: the fastest layout on CPU, and the same bits as any
-    other). Worker threads (``multi_threading``) hold less memory but are not the default:
-    Beam's threaded runner once grew its buffers without bound on a warm 20,000-pair run
-    (README "Speed")."""
+    other), or, for ``light`` work, one in-process worker: starting worker processes would
+    cost more than they save, and one process holds about half the memory. Worker threads
+    (``multi_threading``) hold less memory but are not the default: Beam's threaded runner once
+    grew its buffers without bound on a warm 20,000-pair run (README "Speed")."""
     args = list(beam_args)
     runner = beam_option(args, "--runner")
     if runner is None:
         args.append(f"--runner={LOCAL_RUNNER}")
     local = runner is None or runner.lower() in ("directrunner", LOCAL_RUNNER.lower())
     workers = os.cpu_count() or 1
-    if local and workers > 1 and not any(a.startswith("--direct_") for a in args):
-        args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    if local and not any(a.startswith("--direct_") for a in args):
+        if light:
+            args += ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
+        elif workers > 1:
+            args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     return args
 
 
@@ -205,7 +215,10 @@ def execute(
         out.clear_staging(job.output)
         log_path = _log_path(job)
         with quiet_console(log_path, verbose) as console:
-            args = default_beam_args(beam_args or [])
+            args = default_beam_args(beam_args or [], bool(job.light))
+            if job.light:
+                log.info("light work: %s", job.light)
+            log.info("runner: %s", " ".join(a for a in args if a.startswith(_LAYOUT_FLAGS)))
             if beam_option(args, "--direct_running_mode") == "multi_threading":
                 limit_malloc_arenas()  # worker threads share this process's heap
             options = PipelineOptions(args)
