@@ -3,6 +3,7 @@
     python benchmarks/bench_scaling.py                            # 5k, 10k, 20k, 40k pairs
     python benchmarks/bench_scaling.py --sizes 500 1000 2000 --out /tmp/scaling.json
     python benchmarks/bench_scaling.py --skip-st --workdir /tmp/scaling -- --direct_num_workers=2
+    python benchmarks/bench_scaling.py --sizes 20000 --warm   # then a warm rerun, new window
 
 For each size, on the real pairs of ``scaling_data.py`` (qa_pairs_en, then xquad, then stsb):
 
@@ -11,6 +12,9 @@ For each size, on the real pairs of ``scaling_data.py`` (qa_pairs_en, then xquad
   arguments after ``--`` are passed to it.
 - ``mine_hard_negatives`` in its own process (``bench_curate.st``: same teacher, same window
   50-99, 7 negatives, FAISS), unless ``--skip-st``.
+- With ``--warm``: curate again on the same output and cache with a new rank window
+  (``WARM_SETTINGS``): the "pairs" checkpoint and every vector are reused, mining onwards runs
+  again. Its wall time and peak total RSS, and their ratios to ``mine_hard_negatives``'.
 
 Measured from outside, for each of the two process trees (``TreeSampler``, every 0.1 s):
 peak RSS of every process by role (``launcher``, ``worker 1`` ... the Beam SDK workers; the
@@ -389,6 +393,27 @@ def run_curate(pairs: Path, work: Path, per_source_task: bool, beam_args: list[s
     }
 
 
+#: The other mining settings of the warm rerun (``--warm``): a new rank window.
+WARM_SETTINGS = ["--window-start", "30", "--window-end", "60", "--overwrite"]
+
+
+def run_warm(pairs: Path, work: Path, per_source_task: bool, beam_args: list[str]) -> dict:
+    """``kalm-data curate`` again on ``run_curate``'s output and cache, with ``WARM_SETTINGS``:
+    the pairs checkpoint and every vector are reused, mining and what follows run again."""
+    out, cache = work / "curate-out", work / "cache"
+    task = ["--map", "task=task"] if per_source_task else ["--task", "pairs"]
+    cmd = [sys.executable, "-m", "kalm_data.cli", "curate", "--input", str(pairs), *task]
+    cmd += ["--output", str(out), "--cache-dir", str(cache), *WARM_SETTINGS, *beam_args]
+    run = watch(cmd, work, work / "curate-warm.log")
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    return {
+        "seconds": run["seconds"],
+        "memory": {k: v for k, v in run["memory"].items() if k != "processes"},
+        "checkpoints": manifest.get("checkpoints"),
+        "texts_encoded": manifest.get("mining", {}).get("texts_encoded", 0),
+    }
+
+
 def run_st(pairs: Path, work: Path) -> dict:
     """``mine_hard_negatives`` on ``pairs`` in its own process (``bench_curate.st``)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child-st", str(pairs)]
@@ -564,6 +589,8 @@ def markdown(report: dict) -> str:
     sizes = ", ".join(f"{r['size']:,}" for r in runs)
     lines = [f"## Scaling: {sizes} pairs, {report['cores']} cores", ""]
     lines += _summary_lines(runs) + [""]
+    if all("warm" in r for r in runs):
+        lines += _warm_lines(runs) + [""]
     lines += _phase_lines(runs, report["exponents"]) + [""]
     lines += _process_lines(runs) + [""]
     lines += ["### Growth exponents (log-log slope over the sizes)", ""]
@@ -594,6 +621,23 @@ def _summary_lines(runs: list[dict]) -> list[str]:
             ]
         rows.append(row)
     return _table(header, rows)
+
+
+def _warm_lines(runs: list[dict]) -> list[str]:
+    with_st = all("st" in r for r in runs)
+    lines = ["### Warm rerun with a new rank window (" + " ".join(WARM_SETTINGS) + ")", ""]
+    header = ["pairs", "warm s", "warm total RSS MB", "texts encoded"]
+    header += ["warm/st time", "warm/st RSS"] if with_st else []
+    rows = []
+    for r in runs:
+        w = r["warm"]
+        row = [f"{r['size']:,}", f"{w['seconds']:.1f}", f"{w['memory']['peak_total_rss_mb']:.0f}"]
+        row.append(w["texts_encoded"])
+        if with_st:
+            st, peak = r["st"]["seconds"], r["st"]["memory"]["peak_total_rss_mb"]
+            row += [f"{w['seconds'] / st:.3f}", f"{w['memory']['peak_total_rss_mb'] / peak:.2f}"]
+        rows.append(row)
+    return lines + _table(header, rows)
 
 
 def _phase_lines(runs: list[dict], exp: dict) -> list[str]:
@@ -663,6 +707,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 40000])
     p.add_argument("--skip-st", action="store_true", help="do not run mine_hard_negatives")
+    p.add_argument(
+        "--warm", action="store_true", help="then rerun curate with a new rank window, warm"
+    )
     p.add_argument("--workdir", type=Path, help="kept after the run (default: a temporary folder)")
     p.add_argument("--out", type=Path, help="write the JSON report here")
     p.add_argument("--seed", type=int, default=0, help="shuffle of the pair pool")
@@ -684,6 +731,8 @@ def _run_size(n: int, rows: list[dict], root: Path, args: argparse.Namespace) ->
     pairs = write_jsonl(work / "pairs.jsonl", rows)
     result = {"size": n, "tasks": dict(Counter(r["task"] for r in rows))}
     result["curate"] = run_curate(pairs, work, args.per_source_task, args.beam)
+    if args.warm:
+        result["warm"] = run_warm(pairs, work, args.per_source_task, args.beam)
     if not args.skip_st:
         result["st"] = run_st(pairs, work)
     return result
