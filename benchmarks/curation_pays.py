@@ -3,7 +3,8 @@
     python benchmarks/heldout_split.py /tmp/cp/split
     kalm-data curate --input /tmp/cp/split/train.jsonl.gz --map task=source --no-near-dup \\
         --output /tmp/cp/cur/default
-    # again with --filter-rule none -> cur/nofilter, --filter-k 20 --filter-margin 0 -> cur/strict
+    # again with --filter-rule none -> cur/nofilter, --filter-k 20 --filter-margin 0 -> cur/strict,
+    # --filter-rule none --margin 0.9 -> cur/nofilter-m90
     python benchmarks/curation_pays.py --work /tmp/cp --seeds 0 1
 
 Every arm trains the offline MiniLM with the project's trainer (``kalm_data.train.loop.train``,
@@ -13,7 +14,10 @@ lr, temperature, no instructions, seed); only the rows differ:
 - ``raw``: the training pairs as they are, one row per pair, in-batch negatives only;
 - ``curated``: ``cur/default`` with ``--num-negatives`` mined negatives;
 - ``curated-0neg``: ``cur/default``, in-batch negatives only;
-- ``nofilter``/``nofilter-0neg``: ``cur/nofilter`` (mining and merging, no filter);
+- ``nofilter``/``nofilter-0neg``/``nofilter-1neg``: ``cur/nofilter`` (mining and merging, no
+  filter), with ``--num-negatives``, 0 or 1 mined negatives;
+- ``nofilter-m90``: ``cur/nofilter-m90``, the same with ``--margin 0.9`` (candidates scoring
+  above 0.9 x the positive are skipped, against 0.95 by default);
 - ``expanded``/``expanded-0neg``: ``cur/default`` with each merged example split back into one row
   per positive (same negatives);
 - ``strict``: ``cur/strict`` (the proposed stricter filter).
@@ -46,6 +50,8 @@ ARMS: dict[str, tuple[str, int | None]] = {
     "curated-0neg": ("cur/default", 0),
     "nofilter": ("cur/nofilter", None),
     "nofilter-0neg": ("cur/nofilter", 0),
+    "nofilter-1neg": ("cur/nofilter", 1),
+    "nofilter-m90": ("cur/nofilter-m90", None),
     "expanded": ("expanded", None),
     "expanded-0neg": ("expanded", 0),
     "strict": ("cur/strict", None),
