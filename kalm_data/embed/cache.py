@@ -65,7 +65,8 @@ class EmbeddingCache:
         return found
 
     def cached_keys(self, bucket: str, keys: list[str]) -> set[str]:
-        """The keys among ``keys`` that have a vector in ``bucket``; reads no vector."""
+        """The keys among ``keys`` that have a vector in ``bucket``. Each file is read whole but
+        only its keys are parsed (reading only the keys member is a possible saving)."""
         wanted, found = set(keys), set()
         for path in self._files_holding(bucket, wanted):
             with self.fs.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
