@@ -10,7 +10,7 @@ from kalm_data import reasons
 from kalm_data.beam import only_rejected
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
-from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
+from kalm_data.beam.write import WriteRejected, WriteTaskShards
 from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.cache import EmbeddingCache
 from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
@@ -139,7 +139,7 @@ def test_mine_stage_reads_vectors_from_the_cache_and_writes(fill_cache, tmp_path
             p | "C" >> beam.Create([]),
             p | "Done" >> beam.Create([]),
         ) | MineTasks(cfg, "minilm", fp)
-        _ = kept | beam.ParDo(WriteTaskShardsFn(str(out), 50))
+        _ = kept | WriteTaskShards(str(out), 50)
         _ = rejected | WriteRejected(str(out), 50)
     table = pq.read_table(out / "data" / "t")
     rejected = (

@@ -42,7 +42,7 @@ def _mine(examples, cache, corpus=()):
     fn = MineTaskFn(PARAMS.to_dict(), "minilm", cache)
     fn.setup()
     out = list(fn.process(("t", examples), list(corpus), []))
-    kept = [row for o in out if isinstance(o, tuple) for row in o[1]]
+    kept = [o[1] for o in out if isinstance(o, tuple)]  # (task, row), one per kept row
     rejected = [o.source_row for o in out if isinstance(o, RejectedRecord)]
     return kept, rejected
 

@@ -7,7 +7,9 @@ writes them to the embedding cache, and ``MineTaskFn`` reads the ones its task n
 task's. The embedding stage's tallies are a side input of mining: Beam runs mining only after
 the embedding stage has ended, so every vector is in the cache. The shared candidate corpus, if
 any, comes in as a side input of (key, text). ``MineTaskFn`` runs the pure ``mine_task`` steps
-on each task's group, the filter through the stage shell. One ``Tally`` per task
+on each task's group, the filter through the stage shell, and yields each kept row as its own
+element the moment it is assembled: no element, and no list in the worker, holds a task's rows
+(one did, and it was most of a warm rerun's peak memory). One ``Tally`` per task
 (``kalm_data.beam.counts``) carries the filter stage's row counts and the manifest's mining
 counters: negatives skipped by the margin and near-duplicate guards, examples short of
 negatives, given negatives scoring above the margin (kept, counted), and
@@ -42,7 +44,7 @@ def example_texts(example):
 
 
 class MineTaskFn(beam.DoFn):
-    """(task, examples) -> (task, kept rows), the ``RejectedRecord``s and a ``Tally``. Side
+    """(task, examples) -> (task, row) per kept row, the ``RejectedRecord``s and a ``Tally``. Side
     inputs: ``corpus``, the shared corpus's (key, text); ``embedded``, the embedding stage's
     output, only waited on. ``cache``: (cache dir, teacher fingerprint) to read vectors from."""
 
@@ -63,27 +65,27 @@ class MineTaskFn(beam.DoFn):
         self.store = EmbeddingCache(*self.cache)
         self._corpus: tuple[dict, dict] = ({}, {})  # (key -> text, key -> vector), per worker
 
-    def _mine(self, examples, vectors, corpus):
-        """``mine_task`` with its filter step run through the stage shell (counted)."""
+    def _mine(self, task: str, examples, vectors, corpus, stats, dropped: list[int]):
+        """``mine_task``, its filter step run through the stage shell (counted): yields each
+        kept row as (task, row) as soon as it is assembled, and each ``RejectedRecord``, so no
+        list of the task's rows is ever held. ``stats`` and ``dropped`` ([failing positives
+        removed from kept examples]) are updated in place."""
         from kalm_data.mining.assemble import assemble
-        from kalm_data.mining.mine_task import TaskResult
-        from kalm_data.mining.negatives import DrawStats
         from kalm_data.mining.pool import build_pool
         from kalm_data.mining.rank import rank_task
 
         pool = build_pool(examples, vectors, corpus)
-        result = TaskResult([], [], DrawStats())
         for ranked in rank_task(pool, self.params):
             for out in self.filter(ranked):
                 if isinstance(out, RejectedRecord):
-                    result.rejected.append(out)
+                    yield out
                 else:
-                    result.positives_dropped += out.dropped
-                    kept = assemble(out, pool, self.params, self.teacher, result.stats)
-                    result.kept.append(kept)
-        return result
+                    dropped[0] += out.dropped
+                    yield task, assemble(out, pool, self.params, self.teacher, stats)
 
     def process(self, item, corpus, embedded):
+        from kalm_data.mining.negatives import DrawStats
+
         task, examples = item
         examples = list(examples)
         if not examples:
@@ -92,27 +94,28 @@ class MineTaskFn(beam.DoFn):
         corpus_texts, corpus_vectors = self._corpus_vectors(task, corpus)
         vectors = self._vectors(task, dict(x for e in examples for x in example_texts(e)))
         vectors.update(corpus_vectors)
-        result = self._mine(examples, vectors, list(corpus_texts.values()))
-        report(self.progress, "mine", tasks=1, kept=len(result.kept))
+        s, dropped, kept, rejected = DrawStats(), [0], 0, 0
+        for out in self._mine(task, examples, vectors, list(corpus_texts.values()), s, dropped):
+            rejected += isinstance(out, RejectedRecord)
+            kept += not isinstance(out, RejectedRecord)
+            yield out
+        report(self.progress, "mine", tasks=1, kept=kept)
         flush(self.progress)
-        s = result.stats
         counts = {
             **self.filter.drain(),
             "negatives_skipped_margin": s.skipped_margin,
             "negatives_skipped_near_duplicate": s.skipped_near_duplicate,
             "examples_short_of_negatives": s.short,
             "given_negatives_above_margin": s.given_above_margin,
-            "filter_positives_dropped": result.positives_dropped,
+            "filter_positives_dropped": dropped[0],
         }
         log.info(
             "mine %s: %d kept, %d rejected by the %s filter",
             task,
-            len(result.kept),
-            len(result.rejected),
+            kept,
+            rejected,
             self.params.filter_rule,
         )
-        yield task, result.kept
-        yield from result.rejected
         yield tally(counts)
 
     def _corpus_vectors(self, task: str, corpus) -> tuple[dict, dict]:
@@ -138,9 +141,9 @@ class MineTaskFn(beam.DoFn):
 
 
 class MineTasks(beam.PTransform):
-    """(examples, corpus (key, text), the embedding stage's output) -> (task, rows) and reports
-    (rejections and tallies). Vectors are read from ``cfg.cache_dir`` under ``fingerprint``, the
-    teacher's."""
+    """(examples, corpus (key, text), the embedding stage's output) -> (task, row) per kept row,
+    and reports (rejections and tallies). Vectors are read from ``cfg.cache_dir`` under
+    ``fingerprint``, the teacher's."""
 
     def __init__(
         self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None

@@ -13,7 +13,8 @@ from kalm_data.writers.parquet import write_parts
 
 
 class WriteTaskShardsFn(beam.DoFn):
-    """(task, rows) -> ``<root>/data/<task>/part-*.parquet``, rows sorted by id."""
+    """(task, rows) -> ``<root>/data/<task>/part-*.parquet``, rows sorted by id. Rows come one
+    per element from mining: ``WriteTaskShards`` groups them by task first."""
 
     def __init__(self, root: str, rows_per_part: int, progress: str | None = None):
         self.root = root
@@ -31,6 +32,17 @@ class WriteTaskShardsFn(beam.DoFn):
         )
         report(self.progress, "write", rows=len(rows))
         flush(self.progress)
+
+
+class WriteTaskShards(beam.PTransform):
+    """(task, row) -> ``WriteTaskShardsFn`` on each task's rows: the Parquet files written."""
+
+    def __init__(self, root: str, rows_per_part: int, progress: str | None = None):
+        super().__init__()
+        self.fn = WriteTaskShardsFn(root, rows_per_part, progress)
+
+    def expand(self, rows):
+        return rows | "GroupByTask" >> beam.GroupByKey() | "WriteTask" >> beam.ParDo(self.fn)
 
 
 def _write_rejected(item, root: str, rows_per_part: int):

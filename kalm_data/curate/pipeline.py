@@ -30,7 +30,7 @@ from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
 from kalm_data.beam.read import ReadInputs
 from kalm_data.beam.stage import ApplyStage
-from kalm_data.beam.write import WriteRejected, WriteTaskShardsFn
+from kalm_data.beam.write import WriteRejected, WriteTaskShards
 from kalm_data.curate.checkpoints import (
     MINED_COLLECTIONS,
     PAIRS_COLLECTIONS,
@@ -141,8 +141,8 @@ def curate_records(
         mined = mine()
     else:
         mined, _ = checkpointed(p, checkpoint, MINED_COLLECTIONS, lambda: _summed(mine()))
-    shard_files = mined["kept"] | "WriteShards" >> beam.ParDo(
-        WriteTaskShardsFn(staging, cfg.rows_per_shard, staging)
+    shard_files = mined["kept"] | "WriteShards" >> WriteTaskShards(
+        staging, cfg.rows_per_shard, staging
     )
     rejected = (*rejected_before, mined["reports"], *embedding) | "AllRejected" >> beam.Flatten()
     rejected_files = rejected | "WriteRejected" >> WriteRejected(staging, cfg.rows_per_shard)
@@ -150,8 +150,9 @@ def curate_records(
 
 
 def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging: str, stages):
-    """``records`` through ``stages``, the corpus, embedding and mining -> {"kept": (task,
-    rows), "reports": every step's rejections and tallies, "embedding": the embedding's}."""
+    """``records`` through ``stages``, the corpus, embedding and mining -> {"kept": (task, row)
+    per kept row, "reports": every step's rejections and tallies, "embedding": the
+    embedding's}."""
     names = recorded_names(cfg)
     corpus = CorpusTexts({names[s.path]: s.columns.get("text", "text") for s in cfg.corpus})
     examples, dropped = apply_stages(records, stages, staging)

@@ -65,11 +65,12 @@ class EmbeddingCache:
         return found
 
     def cached_keys(self, bucket: str, keys: list[str]) -> set[str]:
-        """The keys among ``keys`` that have a vector in ``bucket``. Each file is read whole but
-        only its keys are parsed (reading only the keys member is a possible saving)."""
+        """The keys among ``keys`` that have a vector in ``bucket``. Only the ``keys`` member of
+        each file is read (the archive is opened in place: fsspec files seek), not its
+        vectors."""
         wanted, found = set(keys), set()
         for path in self._files_holding(bucket, wanted):
-            with self.fs.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as data:
+            with self.fs.open(path, "rb") as f, np.load(f) as data:
                 found.update(wanted.intersection(data["keys"].tolist()))
             if len(found) == len(wanted):
                 break

@@ -51,7 +51,8 @@ from kalm_data.writers.commit import PRIVATE
 log = logging.getLogger(__name__)
 
 #: Bump when the layout or the element encoding changes: every earlier checkpoint is then unused.
-FORMAT = 1
+#: 2: "mined" holds one (task, row) element per kept row, not one (task, rows) per task.
+FORMAT = 2
 MARKER = "_SUCCESS.json"
 #: The record models a checkpoint may hold, by name (the only classes ``decode`` builds).
 MODELS: dict[str, type[BaseModel]] = {
