@@ -120,6 +120,44 @@ def test_embed_stage_encodes_each_text_once_into_the_cache(teacher, tmp_path):
     _close(expected)(found.items())
 
 
+def test_a_releasing_embed_worker_drops_its_teacher_after_each_bundle(teacher, tmp_path):
+    """With ``release`` (Beam's local runner), the teacher is gone once a bundle ends, and a
+    later bundle loads it again and writes the same vectors; without it, the teacher stays."""
+    from kalm_data.beam.embed import EmbedGroupFn
+    from kalm_data.curate.pipeline import on_local_runner
+    from kalm_data.embed.buckets import group_key
+
+    teacher_name = default_teacher()
+    fp = teacher_fingerprint(teacher_name)
+    cfg = CurateConfig(cache_dir=str(tmp_path), embed_ranges=2)
+    groups = [["first text", "second text"], ["third text"]]
+    for release in (True, False):
+        fn = EmbedGroupFn(
+            cfg.model_copy(update={"cache_dir": str(tmp_path / str(release))}),
+            teacher_name,
+            fp,
+            release=release,
+        )
+        fn.setup()
+        for texts in groups:
+            for t in texts:  # each text in its own group, named as ``EmbedTexts`` names it
+                list(fn.process((group_key(t, text_key(t), 2), [(text_key(t), t)])))
+            assert fn._teacher is not None
+            fn.finish_bundle()
+            assert (fn._teacher is None) == release
+    expected = {text_key(t): v for g in groups for t, v in zip(g, teacher.encode(g), strict=True)}
+    for release in (True, False):
+        found = EmbeddingCache(str(tmp_path / str(release)), fp).vectors_of(
+            {text_key(t): t for g in groups for t in g}
+        )
+        _close(expected)(found.items())
+    with TestPipeline() as p:
+        assert on_local_runner(p)
+    assert not on_local_runner(
+        beam.Pipeline(runner="apache_beam.runners.dask.dask_runner.DaskRunner")
+    )
+
+
 def test_mine_stage_reads_vectors_from_the_cache_and_writes(fill_cache, tmp_path):
     from kalm_data.dedup import merge_by_query
 

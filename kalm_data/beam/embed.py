@@ -11,7 +11,11 @@ worker stays busy until the stage ends. Texts are keyed by their group and group
 is encoded in a fixed (length, key) order: the same bits on any runner or worker count. Each group
 is encoded in chunks; every finished chunk goes to the cache at once, so a killed run loses at
 most one chunk of work per worker. The teacher is loaded by the first group with a text missing
-from the cache: a rerun whose texts are all cached loads no model.
+from the cache: a rerun whose texts are all cached loads no model. With ``release`` (curate sets
+it on Beam's local runner, which hands each worker one bundle per stage), a worker drops its
+teacher when its bundle ends, so the stages after embedding (mining, writing) do not hold the
+model: about 100 MB per worker with MiniLM, the whole model with a large teacher. A later bundle
+loads it again.
 """
 
 from __future__ import annotations
@@ -33,12 +37,19 @@ CHUNK = 1024  # texts per cache file
 
 class EmbedGroupFn(beam.DoFn):
     """(group, [(key, text), ...]) -> every text's vector in the cache, and one ``Tally`` of
-    texts found in the cache, encoded and truncated. The teacher is loaded when first needed."""
+    texts found in the cache, encoded and truncated. The teacher is loaded when first needed
+    and, with ``release``, dropped at the end of each bundle."""
 
     def __init__(
-        self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
+        self,
+        cfg: CurateConfig,
+        teacher: str,
+        fingerprint: str,
+        progress: str | None = None,
+        release: bool = False,
     ):
         self.progress = progress
+        self.release = release
         self.cfg_json = cfg.model_dump_json()
         self.teacher_name = teacher
         self.fingerprint = fingerprint
@@ -96,6 +107,15 @@ class EmbedGroupFn(beam.DoFn):
 
     def finish_bundle(self):
         flush(self.progress)
+        if self.release and self._teacher is not None:
+            import gc
+
+            from kalm_data.harness.memory import release_free_memory
+
+            self._teacher = None
+            gc.collect()
+            release_free_memory()
+            log.info("embed: bundle done, teacher released")
 
 
 class _CountPlanned(beam.DoFn):
@@ -117,13 +137,18 @@ class EmbedTexts(beam.PTransform):
     cache, and a ``Tally`` per group: the collection to wait on before reading the cache.
 
     The unique texts are counted before any is encoded (a ``Distinct`` ends that step), so the
-    progress display can estimate the time left."""
+    progress display can estimate the time left. ``release``: see ``EmbedGroupFn``."""
 
     def __init__(
-        self, cfg: CurateConfig, teacher: str, fingerprint: str, progress: str | None = None
+        self,
+        cfg: CurateConfig,
+        teacher: str,
+        fingerprint: str,
+        progress: str | None = None,
+        release: bool = False,
     ):
         super().__init__()
-        self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress)
+        self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress, release)
         self.ranges = cfg.embed_ranges
         self.progress = progress
 

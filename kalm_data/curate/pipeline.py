@@ -162,12 +162,22 @@ def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
-    embedded = keyed_texts | "Embed" >> EmbedTexts(cfg, teacher, fingerprint, staging)
+    embedded = keyed_texts | "Embed" >> EmbedTexts(
+        cfg, teacher, fingerprint, staging, release=on_local_runner(p)
+    )
     kept, filtered = (examples, corpus_texts, embedded) | "Mine" >> MineTasks(
         cfg, teacher_name(teacher, cfg.show_paths), fingerprint, staging
     )
     reports = (*dropped, filtered, corpus_dropped) | "MinedReports" >> beam.Flatten()
     return {"kept": kept, "reports": reports, "embedding": embedded}
+
+
+def on_local_runner(p: beam.Pipeline) -> bool:
+    """Whether ``p`` runs on Beam's local runner (FnApiRunner, or the DirectRunner that hands
+    its work to it), which gives each worker one bundle per stage: there a worker can drop its
+    teacher once its embedding bundle ends (``EmbedGroupFn``), where a runner of many small
+    bundles (Dataflow, Dask) would reload it for each."""
+    return type(p.runner).__name__ in ("FnApiRunner", "SwitchingDirectRunner")
 
 
 def _summed(mined: dict) -> dict:
