@@ -250,14 +250,15 @@ def test_a_two_worker_dask_cluster_gives_the_rows_and_counts_of_one_direct_worke
     read = on_dask["counts"]["rows_read"]
     assert on_dask["stages"]["validate"]["in"] == read
     assert on_dask["stages"]["filter"]["in"] == on_dask["stages"]["merge"]["out"] > 0
-    # Every unique text embedded once or found in the cache. (Beam's Dask runner may compute a
-    # step twice; the second time its texts come from the cache.) The embedding's work tallies
-    # were once missing from a Dask run whose rows and data counts (asserted above) were exact:
-    # they are this run's work, not the data, so a missing set is allowed, a wrong one is not.
+    # Every unique text embedded or found in the cache, once. Beam's Dask runner may compute
+    # the embedding step more than once (once per consumer of its output, side by side); the
+    # pass whose tallies are counted then finds in the cache the texts another pass wrote
+    # (3 runs: 834 encoded and 363 from the cache, twice; 1,145 and 52). The tallies travel in
+    # the data, so they are never missing.
     unique = direct["mining"]["texts_encoded"]
     assert unique > 1000 and direct["mining"].get("texts_from_cache", 0) == 0
-    work_done = sum(on_dask["mining"].get(k, 0) for k in work)
-    assert work_done in (0, unique)
+    assert on_dask["mining"]["texts_encoded"] > 0
+    assert sum(on_dask["mining"].get(k, 0) for k in work) == unique
 
 
 @pytest.mark.slow
