@@ -23,6 +23,7 @@ and the cache; a rerun resumes from the "pairs" checkpoint.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 
@@ -30,6 +31,7 @@ from kalm_data.beam import SplitRejected
 from kalm_data.beam.counts import tally
 from kalm_data.curate.config import CurateConfig
 from kalm_data.harness.progress import flush, report
+from kalm_data.mining.negatives import DrawStats
 from kalm_data.mining.params import MiningParams
 from kalm_data.records import RejectedRecord
 from kalm_data.text import text_key
@@ -41,6 +43,17 @@ def example_texts(example):
     """(key, text) of every text an example needs embedded."""
     for text in (example.query, *example.positives, *example.negatives):
         yield text_key(text), text
+
+
+@dataclass
+class TaskCounts:
+    """What mining one task counted: kept rows, rejected rows (records), failing positives
+    removed from kept examples, and the negative draw's counters."""
+
+    kept: int = 0
+    rejected: int = 0
+    positives_dropped: int = 0
+    stats: DrawStats = field(default_factory=DrawStats)
 
 
 class MineTaskFn(beam.DoFn):
@@ -65,11 +78,10 @@ class MineTaskFn(beam.DoFn):
         self.store = EmbeddingCache(*self.cache)
         self._corpus: tuple[dict, dict] = ({}, {})  # (key -> text, key -> vector), per worker
 
-    def _mine(self, task: str, examples, vectors, corpus, stats, dropped: list[int]):
+    def _mine(self, task: str, examples, vectors, corpus, counts: TaskCounts):
         """``mine_task``, its filter step run through the stage shell (counted): yields each
         kept row as (task, row) as soon as it is assembled, and each ``RejectedRecord``, so no
-        list of the task's rows is ever held. ``stats`` and ``dropped`` ([failing positives
-        removed from kept examples]) are updated in place."""
+        list of the task's rows is ever held. ``counts`` is updated in place."""
         from kalm_data.mining.assemble import assemble
         from kalm_data.mining.pool import build_pool
         from kalm_data.mining.rank import rank_task
@@ -78,14 +90,14 @@ class MineTaskFn(beam.DoFn):
         for ranked in rank_task(pool, self.params):
             for out in self.filter(ranked):
                 if isinstance(out, RejectedRecord):
+                    counts.rejected += 1
                     yield out
                 else:
-                    dropped[0] += out.dropped
-                    yield task, assemble(out, pool, self.params, self.teacher, stats)
+                    counts.kept += 1
+                    counts.positives_dropped += out.dropped
+                    yield task, assemble(out, pool, self.params, self.teacher, counts.stats)
 
     def process(self, item, corpus, embedded):
-        from kalm_data.mining.negatives import DrawStats
-
         task, examples = item
         examples = list(examples)
         if not examples:
@@ -94,29 +106,28 @@ class MineTaskFn(beam.DoFn):
         corpus_texts, corpus_vectors = self._corpus_vectors(task, corpus)
         vectors = self._vectors(task, dict(x for e in examples for x in example_texts(e)))
         vectors.update(corpus_vectors)
-        s, dropped, kept, rejected = DrawStats(), [0], 0, 0
-        for out in self._mine(task, examples, vectors, list(corpus_texts.values()), s, dropped):
-            rejected += isinstance(out, RejectedRecord)
-            kept += not isinstance(out, RejectedRecord)
-            yield out
-        report(self.progress, "mine", tasks=1, kept=kept)
+        counts = TaskCounts()
+        yield from self._mine(task, examples, vectors, list(corpus_texts.values()), counts)
+        report(self.progress, "mine", tasks=1, kept=counts.kept)
         flush(self.progress)
-        counts = {
-            **self.filter.drain(),
-            "negatives_skipped_margin": s.skipped_margin,
-            "negatives_skipped_near_duplicate": s.skipped_near_duplicate,
-            "examples_short_of_negatives": s.short,
-            "given_negatives_above_margin": s.given_above_margin,
-            "filter_positives_dropped": dropped[0],
-        }
+        s = counts.stats
         log.info(
             "mine %s: %d kept, %d rejected by the %s filter",
             task,
-            kept,
-            rejected,
+            counts.kept,
+            counts.rejected,
             self.params.filter_rule,
         )
-        yield tally(counts)
+        yield tally(
+            {
+                **self.filter.drain(),
+                "negatives_skipped_margin": s.skipped_margin,
+                "negatives_skipped_near_duplicate": s.skipped_near_duplicate,
+                "examples_short_of_negatives": s.short,
+                "given_negatives_above_margin": s.given_above_margin,
+                "filter_positives_dropped": counts.positives_dropped,
+            }
+        )
 
     def _corpus_vectors(self, task: str, corpus) -> tuple[dict, dict]:
         """The corpus's (key -> text, key -> vector), read from the cache once per worker."""
