@@ -7,7 +7,7 @@ from kalm_data import reasons
 from kalm_data.curate.config import CurateConfig
 from kalm_data.mining import consistency
 from kalm_data.mining.mine_task import mine_task
-from kalm_data.mining.negatives import DrawParams, DrawRequest, DrawStats, draw
+from kalm_data.mining.negatives import DrawParams, DrawRequest, DrawStats, draw, vector_similarity
 from kalm_data.mining.params import MiningParams
 from kalm_data.records import Example
 from kalm_data.text import text_key
@@ -46,7 +46,7 @@ def test_draw_respects_window_margin_near_duplicates_and_seed():
         example_id="e", n=2, positive_ids=[0], best_positive=0.6, exclude=frozenset({7})
     )
     params = DrawParams(window=(1, 7), margin=0.95, near_duplicate=0.98, seed=0)
-    args = dict(pool=pool, request=request, params=params)
+    args = dict(similarity=vector_similarity(pool), request=request, params=params)
     got = draw(cand_ids, cand_scores, stats=stats, **args)
     assert [g[0] for g in got] == sorted(g[0] for g in got)  # rank order
     assert {g[0] for g in got} <= {3, 4, 6}  # 1 outside window, 2 over margin, 5 dup, 7 excluded

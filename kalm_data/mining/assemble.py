@@ -11,7 +11,14 @@ but counted (``given_above_margin``; the rows show them with rank -1 and their s
 
 from __future__ import annotations
 
-from kalm_data.mining.negatives import DrawParams, DrawRequest, DrawStats, draw
+from kalm_data.mining.negatives import (
+    DrawParams,
+    DrawRequest,
+    DrawStats,
+    Similarity,
+    draw,
+    vector_similarity,
+)
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.pool import TaskPool
 from kalm_data.mining.rank import Ranked
@@ -30,9 +37,15 @@ def draw_params(params: MiningParams) -> DrawParams:
 
 
 def assemble(
-    ranked: Ranked, pool: TaskPool, params: MiningParams, teacher: str, stats: DrawStats
+    ranked: Ranked,
+    pool: TaskPool,
+    params: MiningParams,
+    teacher: str,
+    stats: DrawStats,
+    similarity: Similarity | None = None,
 ) -> dict:
-    """The ``TrainingExample`` row (as a dict) of a kept example; see module docstring."""
+    """The ``TrainingExample`` row (as a dict) of a kept example; see module docstring.
+    ``similarity`` (default: from ``pool.vectors``) gives candidates' cosines to positives."""
     given = pool.ids(ranked.example.negatives)[: params.num_negatives]
     request = DrawRequest(
         example_id=ranked.example.id,
@@ -41,8 +54,9 @@ def assemble(
         best_positive=ranked.ranks.positive_score,
         exclude=frozenset(given),
     )
+    similarity = similarity or vector_similarity(pool.vectors)
     mined = draw(
-        ranked.cand_ids, ranked.cand_scores, pool.vectors, request, draw_params(params), stats
+        ranked.cand_ids, ranked.cand_scores, similarity, request, draw_params(params), stats
     )
     n_neg = len(given) + len(mined)
     stats.counts[n_neg] = stats.counts.get(n_neg, 0) + 1

@@ -10,11 +10,26 @@ too few are eligible: the list is never padded with unchecked texts (a KaLM defe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from kalm_data.mining.scores import dot
 from kalm_data.text import stable_seed
+
+# (candidate pool ids (n,), positive pool ids) -> (n, n_positives) cosines
+Similarity = Callable[[np.ndarray, list[int]], np.ndarray]
+
+
+def vector_similarity(pool: np.ndarray) -> Similarity:
+    """``Similarity`` over the (n_pool, dim) vectors ``pool``: one ``dot`` per positive, so a
+    cosine has the same bits whichever other candidates or positives are asked with it."""
+
+    def similarity(ids: np.ndarray, positive_ids: list[int]) -> np.ndarray:
+        return np.stack([dot(pool[ids], pool[p]) for p in positive_ids], axis=1)
+
+    return similarity
 
 
 @dataclass
@@ -62,19 +77,20 @@ class DrawRequest:
 def draw(
     cand_ids: np.ndarray,
     cand_scores: np.ndarray,
-    pool: np.ndarray,
+    similarity: Similarity,
     request: DrawRequest,
     params: DrawParams,
     stats: DrawStats,
 ) -> list[tuple[int, float, int]]:
     """(pool id, score, rank) of the drawn negatives, in rank order. See module docstring.
 
-    ``cand_ids`` / ``cand_scores`` are the example's candidates in rank order, ``pool`` the
-    (n_pool, dim) vectors they index; ``stats`` is updated in place."""
+    ``cand_ids`` / ``cand_scores`` are the example's candidates in rank order; ``similarity``
+    gives their cosines to the positives (``vector_similarity`` of the pool's vectors, or
+    cosines a pool shard computed); ``stats`` is updated in place."""
     start, end = params.window
     ids, scores = cand_ids[start:end], cand_scores[start:end]
     ranks = np.arange(start, start + len(ids))
-    ok = _eligible(ids, scores, pool, request, params, stats)
+    ok = _eligible(ids, scores, similarity, request, params, stats)
     eligible = np.flatnonzero(ok)
     if request.n <= 0:
         return []
@@ -90,7 +106,7 @@ def draw(
 def _eligible(
     ids: np.ndarray,
     scores: np.ndarray,
-    pool: np.ndarray,
+    similarity: Similarity,
     request: DrawRequest,
     params: DrawParams,
     stats: DrawStats,
@@ -103,7 +119,7 @@ def _eligible(
         stats.skipped_margin += int((above & ok).sum())
         ok &= ~above
     if ok.any() and request.positive_ids:
-        sims = np.einsum("nd,pd->np", pool[ids[ok]], pool[request.positive_ids])  # (n_ok, n_pos)
+        sims = similarity(ids[ok], request.positive_ids)  # (n_ok, n_pos)
         dup = np.zeros_like(ok)
         dup[np.flatnonzero(ok)] = sims.max(axis=1) >= params.near_duplicate
         stats.skipped_near_duplicate += int(dup.sum())

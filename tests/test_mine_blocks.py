@@ -1,0 +1,115 @@
+"""Mining a task as blocks of examples against key-range shards of its pool, merged, equals
+mining it whole, on real pairs embedded with the real teacher."""
+
+import numpy as np
+import pytest
+
+from kalm_data.curate.config import CurateConfig
+from kalm_data.dedup import merge_by_query
+from kalm_data.mining.assemble import assemble
+from kalm_data.mining.blocks import block_of, depth_of, merge_block, shard_findings, shard_of
+from kalm_data.mining.consistency import judge
+from kalm_data.mining.negatives import DrawStats
+from kalm_data.mining.params import MiningParams
+from kalm_data.mining.pool import build_pool
+from kalm_data.mining.rank import Ranked, rank_task
+from kalm_data.records import InputPair
+from kalm_data.text import text_key
+
+from realdata import load_pairs
+
+
+@pytest.fixture(scope="module")
+def real(teacher):
+    """600 real pairs merged by query (some share one), given negatives on a few, the vectors
+    of every text."""
+    rows = load_pairs(600, source="disfl")
+    pairs = [
+        InputPair(
+            id=r["id"],
+            task="t",
+            query=rows[i - 1]["query"] if i % 50 == 7 else r["query"],  # shared queries
+            positives=[r["positive"]],
+            negatives=[rows[(i + 300) % len(rows)]["positive"]] if i % 9 == 0 else [],
+            source_file="f",
+            source_row=i,
+        )
+        for i, r in enumerate(rows)
+    ]
+    by_query: dict[str, list] = {}
+    for p in pairs:
+        by_query.setdefault(p.query, []).append(p)
+    examples = [merge_by_query(group)[0] for group in by_query.values()]
+    texts = sorted({t for e in examples for t in (e.query, *e.positives, *e.negatives)})
+    vectors = dict(zip(map(text_key, texts), teacher.encode(texts), strict=True))
+    return sorted(examples, key=lambda e: e.id), vectors
+
+
+def _whole(examples, vectors, params):
+    pool = build_pool(examples, vectors, [])
+    stats, rows, rejected, ranks = DrawStats(), [], [], {}
+    for ranked in rank_task(pool, params):
+        ranks[ranked.example.id] = ranked.positive_ranks
+        for v in judge(ranked, params):
+            if isinstance(v, Ranked):
+                rows.append(assemble(v, pool, params, "t", stats))
+            else:
+                rejected.append(v)
+    return rows, rejected, stats, ranks
+
+
+def _blocks(examples, vectors, params, n):
+    spec = params.index_spec()
+    depth = depth_of(examples, params)
+    texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
+    shards = [sorted(k for k in texts if shard_of(k, n) == s) for s in range(n)]
+    blocks = [[e for e in examples if block_of(e.id, n) == b] for b in range(n)]
+    stats, rows, rejected, ranks = DrawStats(), [], [], {}
+    for block in blocks:
+        if not block:
+            continue
+        findings = []
+        for s in range(n):
+            theirs = (
+                [e.id for e in blocks[s]],
+                np.stack([vectors[text_key(e.query)] for e in blocks[s]]),
+            )
+            keys = shards[s]
+            shard_vectors = np.stack([vectors[k] for k in keys])
+            findings.append(
+                shard_findings(block, keys, shard_vectors, theirs, vectors, params, depth, spec)
+            )
+        merged = merge_block(block, findings, vectors, params, depth)
+        for ranked in merged.ranked:
+            ranks[ranked.example.id] = ranked.positive_ranks
+            for v in judge(ranked, params):
+                if isinstance(v, Ranked):
+                    sim = merged.similarity[v.example.id]
+                    row = assemble(v, merged.pool, params, "t", stats, sim)
+                    for i in merged.pending(row):
+                        row["negatives"][i] = texts[row["negatives"][i]]
+                    rows.append(row)
+                else:
+                    rejected.append(v)
+    return sorted(rows, key=lambda r: r["id"]), rejected, stats, ranks
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_blocks_against_pool_shards_mine_exactly_as_the_whole_task(real, n):
+    examples, vectors = real
+    params = MiningParams.from_config(
+        CurateConfig(window_start=5, window_end=20, num_negatives=3, filter_k=10, filter_query_k=3)
+    )
+    rows, rejected, stats, ranks = _whole(examples, vectors, params)
+    got_rows, got_rejected, got_stats, got_ranks = _blocks(examples, vectors, params, n)
+    assert len({block_of(e.id, n) for e in examples}) == n
+    assert any(len(e.positives) > 1 for e in examples) and any(e.negatives for e in examples)
+    assert rejected and any(r["negatives"] for r in rows)  # the filter and the draw both bite
+    every = [r for rs in ranks.values() for r in rs]
+    assert any(r.positive_rank >= 30 for r in every)  # beyond the search depth: exact pass
+    assert any(r.query_rank is None for r in every) and any(r.query_rank for r in every)
+    assert got_ranks == ranks
+    assert got_rows == rows
+    key = lambda r: (r.source_row, r.id)  # noqa: E731
+    assert sorted(got_rejected, key=key) == sorted(rejected, key=key)
+    assert got_stats == stats
