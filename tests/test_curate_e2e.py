@@ -96,6 +96,34 @@ def test_rerun_encodes_nothing_and_gives_the_same_rows(sample_run):
     assert rows1 == rows2
 
 
+def test_mining_in_blocks_across_workers_gives_the_same_rows_rejections_and_counts(
+    sample_run, tmp_path
+):
+    """``--mine-blocks 3`` (each task as 3 blocks x 3 pool shards, on 2 worker processes)
+    against the one-worker-per-task run of the same sample, from its embedding cache."""
+    out, (m, rows, _), _ = sample_run
+    blocks = tmp_path / "blocks"
+    cache = ["--cache-dir", str(out.parent / "cache"), "--no-checkpoints"]
+    workers = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    assert main(["curate", "--output", str(blocks), *cache, "--mine-blocks", "3", *workers]) == 0
+    got = manifest(blocks)
+    assert read_data(blocks) == rows
+    assert got["counts"] == m["counts"]
+    assert {k: v for k, v in got["mining"].items() if "text" not in k} == {
+        k: v for k, v in m["mining"].items() if "text" not in k
+    }
+    assert _rejected(out, "filter")  # the filter bit
+    assert _rejected(blocks, "filter") == _rejected(out, "filter")
+
+
+def _rejected(out, stage: str) -> list[dict]:
+    return [
+        r
+        for part in sorted((out / "rejected" / stage).glob("part-*.parquet"))
+        for r in pq.read_table(part).to_pylist()
+    ]
+
+
 def test_shards_load_with_datasets(sample_run):
     from datasets import load_dataset
 

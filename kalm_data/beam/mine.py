@@ -56,6 +56,37 @@ class TaskCounts:
     stats: DrawStats = field(default_factory=DrawStats)
 
 
+def mining_tally(filter_counts: dict, counts: TaskCounts):
+    """The ``Tally`` of mined work: the filter stage's row counts (``StageRunner.drain``) and
+    the manifest's mining counters from ``counts``."""
+    s = counts.stats
+    return tally(
+        {
+            **filter_counts,
+            "negatives_skipped_margin": s.skipped_margin,
+            "negatives_skipped_near_duplicate": s.skipped_near_duplicate,
+            "examples_short_of_negatives": s.short,
+            "given_negatives_above_margin": s.given_above_margin,
+            "filter_positives_dropped": counts.positives_dropped,
+        }
+    )
+
+
+def read_vectors(store, cache_dir: str, task: str, texts: dict[str, str]) -> dict:
+    """The vectors of ``texts`` (key -> text) from the embedding cache ``store`` (in
+    ``cache_dir``); raises naming the task and the first text the cache lacks."""
+    found = store.vectors_of(texts)
+    lost = [k for k in texts if k not in found]
+    if lost:
+        raise RuntimeError(
+            f"mine {task}: {len(lost)} texts have no vector in the embedding cache "
+            f"({cache_dir}), e.g. key {lost[0]} ({texts[lost[0]][:60]!r}): the "
+            "embedding stage did not write it; on a cluster, --cache-dir must be a folder "
+            "every worker shares (gs://...). Rerun the same command (finished stages are kept)"
+        )
+    return found
+
+
 class MineTaskFn(beam.DoFn):
     """(task, examples) -> (task, row) per kept row, the ``RejectedRecord``s and a ``Tally``. Side
     inputs: ``corpus``, the shared corpus's (key, text); ``embedded``, the embedding stage's
@@ -110,7 +141,6 @@ class MineTaskFn(beam.DoFn):
         yield from self._mine(task, examples, vectors, list(corpus_texts.values()), counts)
         report(self.progress, "mine", tasks=1, kept=counts.kept)
         flush(self.progress)
-        s = counts.stats
         log.info(
             "mine %s: %d kept, %d rejected by the %s filter",
             task,
@@ -118,16 +148,7 @@ class MineTaskFn(beam.DoFn):
             counts.rejected,
             self.params.filter_rule,
         )
-        yield tally(
-            {
-                **self.filter.drain(),
-                "negatives_skipped_margin": s.skipped_margin,
-                "negatives_skipped_near_duplicate": s.skipped_near_duplicate,
-                "examples_short_of_negatives": s.short,
-                "given_negatives_above_margin": s.given_above_margin,
-                "filter_positives_dropped": counts.positives_dropped,
-            }
-        )
+        yield mining_tally(self.filter.drain(), counts)
 
     def _corpus_vectors(self, task: str, corpus) -> tuple[dict, dict]:
         """The corpus's (key -> text, key -> vector), read from the cache once per worker."""
@@ -137,18 +158,7 @@ class MineTaskFn(beam.DoFn):
         return self._corpus
 
     def _vectors(self, task: str, texts: dict[str, str]) -> dict:
-        """The vectors of ``texts`` (key -> text) from the embedding cache; raises naming the
-        first text the cache lacks."""
-        found = self.store.vectors_of(texts)
-        lost = [k for k in texts if k not in found]
-        if lost:
-            raise RuntimeError(
-                f"mine {task}: {len(lost)} texts have no vector in the embedding cache "
-                f"({self.cache[0]}), e.g. key {lost[0]} ({texts[lost[0]][:60]!r}): the "
-                "embedding stage did not write it; on a cluster, --cache-dir must be a folder "
-                "every worker shares (gs://...). Rerun the same command (finished stages are kept)"
-            )
-        return found
+        return read_vectors(self.store, self.cache[0], task, texts)
 
 
 class MineTasks(beam.PTransform):

@@ -64,6 +64,13 @@ class CurateConfig(BaseModel):
         description="pools larger than this are searched in shards of this many texts, top-k "
         "merged exactly (index memory per shard, not per pool)",
     )
+    mine_blocks: int = Field(
+        default=1,
+        ge=1,
+        description="mine each task as N blocks of examples against N key-range shards of its "
+        "pool, on as many workers, so that no worker holds a whole task; 1 = one worker per "
+        "task (the same rows either way with the flat index)",
+    )
     faiss_device: Literal["auto", "cpu", "gpu"] = Field(
         default="auto", description="where FAISS searches; auto = the GPU(s) when FAISS sees one"
     )

@@ -28,6 +28,7 @@ from kalm_data.beam.checkpoint import checkpointed
 from kalm_data.beam.counts import SumTallies
 from kalm_data.beam.embed import EmbedTexts
 from kalm_data.beam.mine import MineTasks, example_texts
+from kalm_data.beam.mine_blocks import MineBlocks
 from kalm_data.beam.read import ReadInputs
 from kalm_data.beam.stage import ApplyStage
 from kalm_data.beam.write import WriteRejected, WriteTaskShards
@@ -165,7 +166,8 @@ def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging
     embedded = keyed_texts | "Embed" >> EmbedTexts(
         cfg, teacher, fingerprint, staging, release=on_local_runner(p)
     )
-    kept, filtered = (examples, corpus_texts, embedded) | "Mine" >> MineTasks(
+    mine = MineBlocks if cfg.mine_blocks > 1 else MineTasks
+    kept, filtered = (examples, corpus_texts, embedded) | "Mine" >> mine(
         cfg, teacher_name(teacher, cfg.show_paths), fingerprint, staging
     )
     reports = (*dropped, filtered, corpus_dropped) | "MinedReports" >> beam.Flatten()
