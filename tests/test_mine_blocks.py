@@ -1,6 +1,9 @@
 """Mining a task as blocks of examples against key-range shards of its pool, merged, equals
 mining it whole, on real pairs embedded with the real teacher."""
 
+import pickle
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -113,3 +116,59 @@ def test_blocks_against_pool_shards_mine_exactly_as_the_whole_task(real, n):
     key = lambda r: (r.source_row, r.id)  # noqa: E731
     assert sorted(got_rejected, key=key) == sorted(rejected, key=key)
     assert got_stats == stats
+
+
+def _peak(fn, *args):
+    """(result, peak bytes Python and numpy allocated while ``fn(*args)`` ran, beyond its
+    inputs)."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn(*args)
+        return result, tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def _piece_peaks(examples, vectors, params, n) -> tuple[int, int]:
+    """The largest (findings piece, block merge) peak when the task is cut n x n."""
+    spec, depth = params.index_spec(), depth_of(examples, params)
+    texts = {text_key(t) for e in examples for t in e.positives}
+    shards = [sorted(k for k in texts if shard_of(k, n) == s) for s in range(n)]
+    blocks = [[e for e in examples if block_of(e.id, n) == b] for b in range(n)]
+    find_peak = merge_peak = 0
+    for block in blocks:
+        pickled = []
+        for s in range(n):
+            theirs = (
+                [e.id for e in blocks[s]],
+                np.stack([vectors[text_key(e.query)] for e in blocks[s]]),
+            )
+            shard = np.stack([vectors[k] for k in shards[s]])
+            args = (block, shards[s], shard, theirs, vectors, params, depth, spec)
+            found, peak = _peak(shard_findings, *args)
+            find_peak = max(find_peak, peak)
+            pickled.append(pickle.dumps(found))
+        # the merge reads the shards' findings one at a time, as from a shuffle
+        findings = map(pickle.loads, pickled)
+        _, peak = _peak(merge_block, block, findings, vectors, params, depth)
+        merge_peak = max(merge_peak, peak)
+    return find_peak, merge_peak
+
+
+def test_memory_of_a_piece_stays_flat_as_the_pool_grows_with_the_blocks(real):
+    """Pools of 150 and 600 examples: mined whole, the peak grows with the pool; cut into
+    blocks of ~19 (8 and 32 blocks), the largest piece's peak does not. (A merge holds up to
+    block x depth candidate keys, so blocks are kept below pool / depth here.)"""
+    examples, vectors = real
+    params = MiningParams.from_config(
+        CurateConfig(window_start=2, window_end=6, num_negatives=2, filter_k=4, filter_query_k=3)
+    )
+    small, large = examples[: len(examples) // 4], examples
+    _whole(small, vectors, params)  # imports and first-call allocations, outside the peaks
+    _piece_peaks(small, vectors, params, 2)
+    whole = [_peak(_whole, ex, vectors, params)[1] for ex in (small, large)]
+    pieces = [_piece_peaks(small, vectors, params, 8), _piece_peaks(large, vectors, params, 32)]
+    assert whole[1] / whole[0] > 2.5
+    assert pieces[1][0] / pieces[0][0] < 1.5  # findings: one shard, one block
+    assert pieces[1][1] / pieces[0][1] < 1.5  # merge: one block, shard after shard

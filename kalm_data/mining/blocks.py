@@ -25,6 +25,7 @@ Contract (pure, no I/O):
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,8 +159,9 @@ def _above(
 @dataclass(frozen=True)
 class BlockPool:
     """A merged block: its ``Ranked`` records (id order), a ``TaskPool`` over the keys they
-    mention (vectors and texts of its own texts only: a candidate's text is its key, its vector
-    zero) and, per example id, the ``Similarity`` of its candidates to its positives."""
+    mention (its own texts first, with their vectors; then the texts it knows only as
+    candidates: their "text" is their key, and they have no vector) and, per example id, the
+    ``Similarity`` of its candidates to its positives, from the shards' cosines."""
 
     ranked: list[Ranked]
     pool: TaskPool
@@ -173,21 +175,23 @@ class BlockPool:
 
 def merge_block(
     examples: list[Example],
-    findings: list[Findings],
+    findings: Iterable[Findings],
     vectors: dict[str, np.ndarray],
     params: MiningParams,
     depth: int,
 ) -> BlockPool:
     """See module docstring. ``examples`` in id order, each shard's ``Findings`` for them;
     ``vectors`` holds their queries, positives and given negatives by key."""
-    merged = [_merge_one(i, e, findings, depth) for i, e in enumerate(examples)]
+    folded = None
+    for more in findings:  # one shard at a time: memory stays one block's ``depth`` lists
+        folded = fold(folded, more, depth, params.filter_query_k)
+    merged = [_merge_one(i, e, folded) for i, e in enumerate(examples)]
     texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
-    keys = sorted(set(texts).union(*(m[0] for m in merged)))
+    known = sorted(texts)  # ids 0 .. len(known) - 1: the texts (and vectors) the block holds
+    unknown = sorted(set().union(*(m[0] for m in merged)) - set(texts))  # candidates only
+    keys = known + unknown
     where = {k: j for j, k in enumerate(keys)}
-    dim = len(next(iter(vectors.values())))
-    pool_vectors = np.zeros((len(keys), dim), np.float32)
-    for k in texts:
-        pool_vectors[where[k]] = vectors[k]
+    pool_vectors = np.stack([vectors[k] for k in known])
     positive_ids = [[where[text_key(p)] for p in e.positives] for e in examples]
     queries = np.stack([vectors[text_key(e.query)] for e in examples])
     pool = TaskPool(
@@ -226,21 +230,41 @@ def merge_block(
             )
         )
         similarity[e.id] = _table(cand_ids, sims, pos_ids)
-    return BlockPool(ranked, pool, similarity, frozenset(keys) - frozenset(texts))
+    return BlockPool(ranked, pool, similarity, frozenset(unknown))
 
 
-def _merge_one(i: int, example: Example, findings: list[Findings], depth: int):
-    """Example ``i``'s candidates over all shards (own keys removed), cosines, rank counts,
-    and per positive the merged query lists."""
-    scores = np.concatenate([f.cand_scores[i] for f in findings])
-    keys = np.concatenate([f.cand_keys[i] for f in findings])
-    sims = np.concatenate([f.cand_sims[i] for f in findings])
-    order = np.lexsort((keys, -scores))[:depth]
-    keep = order[~np.isin(keys[order], list(_own(example)))]
-    above = np.sum([f.above[i] for f in findings], axis=0)
-    q_scores = np.concatenate([f.query_scores[i] for f in findings], axis=1)
-    q_ids = np.concatenate([f.query_ids[i] for f in findings], axis=1)
-    return keys[keep], scores[keep], sims[keep], above, (q_scores, q_ids)
+def fold(acc: Findings | None, more: Findings, depth: int, query_k: int) -> Findings:
+    """Two shards' findings for the same examples as one: per example the first ``depth``
+    candidates by (score desc, key asc), the counts summed, per positive the first
+    ``query_k + 1`` queries by (score desc, id asc). Folding shard after shard keeps a merge's
+    memory at one block's worth of ``depth`` lists, whatever the number of shards."""
+    if acc is None:
+        return more
+    out = Findings([], [], [], [], [], [])
+    for i in range(len(acc.cand_keys)):
+        scores = np.concatenate([acc.cand_scores[i], more.cand_scores[i]])
+        keys = np.concatenate([acc.cand_keys[i], more.cand_keys[i]])
+        order = np.lexsort((keys, -scores))[:depth]
+        out.cand_scores.append(scores[order])
+        out.cand_keys.append(keys[order])
+        out.cand_sims.append(np.concatenate([acc.cand_sims[i], more.cand_sims[i]])[order])
+        out.above.append(acc.above[i] + more.above[i])
+        q_scores = np.concatenate([acc.query_scores[i], more.query_scores[i]], axis=1)
+        q_ids = np.concatenate([acc.query_ids[i], more.query_ids[i]], axis=1)
+        q_order = np.lexsort((np.where(q_ids == "", "~", q_ids).astype(str), -q_scores))
+        q_order = q_order[:, : query_k + 1]
+        out.query_scores.append(np.take_along_axis(q_scores, q_order, 1))
+        out.query_ids.append(np.take_along_axis(q_ids, q_order, 1))
+    return out
+
+
+def _merge_one(i: int, example: Example, merged: Findings):
+    """Example ``i``'s candidates (own keys removed), cosines, rank counts and per positive
+    its query list, from the folded findings."""
+    keys = merged.cand_keys[i]
+    keep = ~np.isin(keys, list(_own(example)))
+    q = (merged.query_scores[i], merged.query_ids[i])
+    return keys[keep], merged.cand_scores[i][keep], merged.cand_sims[i][keep], merged.above[i], q
 
 
 def _query_ranks(
