@@ -10,7 +10,14 @@ import pytest
 from kalm_data.curate.config import CurateConfig
 from kalm_data.dedup import merge_by_query
 from kalm_data.mining.assemble import assemble
-from kalm_data.mining.blocks import block_of, depth_of, merge_block, shard_findings, shard_of
+from kalm_data.mining.blocks import (
+    Probe,
+    block_of,
+    depth_of,
+    merge_block,
+    shard_findings,
+    shard_of,
+)
 from kalm_data.mining.consistency import judge
 from kalm_data.mining.negatives import DrawStats
 from kalm_data.mining.params import MiningParams
@@ -71,6 +78,7 @@ def _blocks(examples, vectors, params, n):
     for block in blocks:
         if not block:
             continue
+        probes = [Probe.of(e) for e in block]
         findings = []
         for s in range(n):
             theirs = (
@@ -80,7 +88,7 @@ def _blocks(examples, vectors, params, n):
             keys = shards[s]
             shard_vectors = np.stack([vectors[k] for k in keys])
             findings.append(
-                shard_findings(block, keys, shard_vectors, theirs, vectors, params, depth, spec)
+                shard_findings(probes, keys, shard_vectors, theirs, vectors, params, depth, spec)
             )
         merged = merge_block(block, findings, vectors, params, depth)
         for ranked in merged.ranked:
@@ -138,6 +146,7 @@ def _piece_peaks(examples, vectors, params, n) -> tuple[int, int]:
     blocks = [[e for e in examples if block_of(e.id, n) == b] for b in range(n)]
     find_peak = merge_peak = 0
     for block in blocks:
+        probes = [Probe.of(e) for e in block]
         pickled = []
         for s in range(n):
             theirs = (
@@ -145,7 +154,7 @@ def _piece_peaks(examples, vectors, params, n) -> tuple[int, int]:
                 np.stack([vectors[text_key(e.query)] for e in blocks[s]]),
             )
             shard = np.stack([vectors[k] for k in shards[s]])
-            args = (block, shards[s], shard, theirs, vectors, params, depth, spec)
+            args = (probes, shards[s], shard, theirs, vectors, params, depth, spec)
             found, peak = _peak(shard_findings, *args)
             find_peak = max(find_peak, peak)
             pickled.append(pickle.dumps(found))

@@ -23,6 +23,7 @@ and the cache; a rerun resumes from the "pairs" checkpoint.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -30,6 +31,7 @@ import apache_beam as beam
 from kalm_data.beam import SplitRejected
 from kalm_data.beam.counts import tally
 from kalm_data.curate.config import CurateConfig
+from kalm_data.embed.buckets import length_bucket
 from kalm_data.harness.progress import flush, report
 from kalm_data.mining.negatives import DrawStats
 from kalm_data.mining.params import MiningParams
@@ -72,15 +74,19 @@ def mining_tally(filter_counts: dict, counts: TaskCounts):
     )
 
 
-def read_vectors(store, cache_dir: str, task: str, texts: dict[str, str]) -> dict:
-    """The vectors of ``texts`` (key -> text) from the embedding cache ``store`` (in
-    ``cache_dir``); raises naming the task and the first text the cache lacks."""
-    found = store.vectors_of(texts)
-    lost = [k for k in texts if k not in found]
+def read_vectors(
+    store, cache_dir: str, task: str, buckets: Mapping[str, str], texts: Mapping[str, str]
+) -> dict:
+    """The vectors of the keys of ``buckets`` (key -> length bucket) from the embedding cache
+    ``store`` (in ``cache_dir``); raises naming the task and the first key the cache lacks,
+    with its text when ``texts`` has it."""
+    found = store.vectors_in(buckets)
+    lost = [k for k in buckets if k not in found]
     if lost:
+        what = repr(texts[lost[0]][:60]) if lost[0] in texts else f"bucket {buckets[lost[0]]}"
         raise RuntimeError(
             f"mine {task}: {len(lost)} texts have no vector in the embedding cache "
-            f"({cache_dir}), e.g. key {lost[0]} ({texts[lost[0]][:60]!r}): the "
+            f"({cache_dir}), e.g. key {lost[0]} ({what}): the "
             "embedding stage did not write it; on a cluster, --cache-dir must be a folder "
             "every worker shares (gs://...). Rerun the same command (finished stages are kept)"
         )
@@ -158,7 +164,8 @@ class MineTaskFn(beam.DoFn):
         return self._corpus
 
     def _vectors(self, task: str, texts: dict[str, str]) -> dict:
-        return read_vectors(self.store, self.cache[0], task, texts)
+        buckets = {k: length_bucket(t) for k, t in texts.items()}
+        return read_vectors(self.store, self.cache[0], task, buckets, texts)
 
 
 class MineTasks(beam.PTransform):

@@ -24,8 +24,9 @@ import numpy as np
 from kalm_data.beam import SplitRejected
 from kalm_data.beam.mine import TaskCounts, mining_tally, read_vectors
 from kalm_data.curate.config import CurateConfig
+from kalm_data.embed.buckets import length_bucket
 from kalm_data.harness.progress import flush, report
-from kalm_data.mining.blocks import block_of, depth_of, merge_block, shard_findings, shard_of
+from kalm_data.mining.blocks import Probe, block_of, depth_of, merge_block, shard_findings, shard_of
 from kalm_data.mining.params import MiningParams
 from kalm_data.records import RejectedRecord
 from kalm_data.text import text_key
@@ -44,36 +45,36 @@ class _CacheReader(beam.DoFn):
         self.params = MiningParams.from_dict(self.params_dict)
         self.store = EmbeddingCache(*self.cache)
 
-    def vectors(self, task: str, texts: dict[str, str]) -> dict:
-        return read_vectors(self.store, self.cache[0], task, texts)
+    def vectors(self, task: str, buckets: dict[str, str], texts: dict[str, str]) -> dict:
+        """The vectors of the keys of ``buckets`` (key -> length bucket)."""
+        return read_vectors(self.store, self.cache[0], task, buckets, texts)
 
 
 class FindingsFn(_CacheReader):
     """((task, block, shard), parts) -> ((task, block), (shard, ``Findings``)); parts are
-    ("mine", examples), ("pool", [(key, text)] sorted) and ("theirs", [(id, query)] sorted)."""
+    ("mine", [(``Probe``, {key: bucket})]), ("pool", [(key, bucket)] sorted) and ("theirs",
+    [(id, query key, bucket)] in id order): keys and buckets only, the texts stay behind."""
 
     def process(self, item, embedded):
         (task, block, shard), parts = item
         parts = dict(parts)
         if "mine" not in parts:
             return  # a block with no examples
-        examples = parts["mine"]
+        probes = [probe for probe, _ in parts["mine"]]
         entries, theirs = parts.get("pool", []), parts.get("theirs", [])
-        own = {text_key(t): t for e in examples for t in (e.query, *e.positives)}
-        vectors = self.vectors(
-            task, {**own, **dict(entries), **{text_key(q): q for _, q in theirs}}
-        )
-        dim = len(next(iter(vectors.values())))
+        buckets = {k: b for _, kb in parts["mine"] for k, b in kb.items()}
+        buckets.update(entries)
+        buckets.update((k, b) for _, k, b in theirs)
+        vectors = self.vectors(task, buckets, {})
         keys = [k for k, _ in entries]
+        dim = len(next(iter(vectors.values())))
         shard_vectors = np.stack([vectors[k] for k in keys]) if keys else np.zeros((0, dim))
-        their_queries = np.stack([vectors[text_key(q)] for _, q in theirs]) if theirs else None
-        their = ([i for i, _ in theirs], their_queries)
+        their_queries = np.stack([vectors[k] for _, k, _ in theirs]) if theirs else None
+        their = ([i for i, _, _ in theirs], their_queries)
         spec = self.params.index_spec()
-        depth = depth_of(examples, self.params)
-        found = shard_findings(
-            examples, keys, shard_vectors, their, vectors, self.params, depth, spec
-        )
-        yield (task, block), (shard, found)
+        depth = depth_of(probes, self.params)
+        args = (probes, keys, shard_vectors, their, vectors, self.params, depth, spec)
+        yield (task, block), (shard, shard_findings(*args))
 
 
 class MergeBlockFn(_CacheReader):
@@ -104,7 +105,7 @@ class MergeBlockFn(_CacheReader):
         findings = [f for _, f in sorted(grouped["findings"], key=lambda sf: sf[0])]
         report(self.progress, "mine")
         texts = {text_key(t): t for e in examples for t in (e.query, *e.positives, *e.negatives)}
-        vectors = self.vectors(task, texts)
+        vectors = self.vectors(task, {k: length_bucket(t) for k, t in texts.items()}, texts)
         merged = merge_block(
             examples, findings, vectors, self.params, depth_of(examples, self.params)
         )
@@ -134,7 +135,8 @@ def _pool_texts(example):
 
 
 def _work(item, n: int, kind: str):
-    """Fan a shard's texts or a block's examples out to the (task, block, shard) pieces."""
+    """Fan a shard's (key, bucket) entries or a block's examples (as ``Probe``s and buckets)
+    out to the (task, block, shard) pieces."""
     (task, index), values = item
     if kind == "pool":
         entries = sorted(dict(values).items())
@@ -142,9 +144,13 @@ def _work(item, n: int, kind: str):
             yield (task, block, index), ("pool", entries)
         return
     examples = sorted(values, key=lambda e: e.id)
+    mine = [
+        (Probe.of(e), {text_key(t): length_bucket(t) for t in (e.query, *e.positives)})
+        for e in examples
+    ]
     for shard in range(n):
-        yield (task, index, shard), ("mine", examples)
-    theirs = [(e.id, e.query) for e in examples]
+        yield (task, index, shard), ("mine", mine)
+    theirs = [(e.id, text_key(e.query), length_bucket(e.query)) for e in examples]
     for block in range(n):
         yield (task, block, index), ("theirs", theirs)
 
@@ -204,7 +210,8 @@ class MineBlocks(beam.PTransform):
         ) | "AllPoolTexts" >> beam.Flatten()
         shards = (
             pool_texts
-            | "KeyByShard" >> beam.Map(lambda x: ((x[0][0], shard_of(x[0][1], n)), (x[0][1], x[1])))
+            | "KeyByShard"
+            >> beam.Map(lambda x: ((x[0][0], shard_of(x[0][1], n)), (x[0][1], length_bucket(x[1]))))
             | "GroupShard" >> beam.GroupByKey()
         )
         blocks = (

@@ -78,9 +78,13 @@ class EmbeddingCache:
 
     def vectors_of(self, texts: Mapping[str, str]) -> dict[str, np.ndarray]:
         """The cached vectors of ``texts`` (text key -> text; the text gives the bucket)."""
+        return self.vectors_in({key: length_bucket(text) for key, text in texts.items()})
+
+    def vectors_in(self, buckets: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """The cached vectors of the keys of ``buckets`` (text key -> its length bucket)."""
         by_bucket: dict[str, list[str]] = {}
-        for key, text in texts.items():
-            by_bucket.setdefault(length_bucket(text), []).append(key)
+        for key, bucket in buckets.items():
+            by_bucket.setdefault(bucket, []).append(key)
         found: dict[str, np.ndarray] = {}
         for bucket, keys in sorted(by_bucket.items()):
             found.update(self.get(bucket, keys))

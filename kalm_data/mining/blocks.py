@@ -54,7 +54,7 @@ def block_of(example_id: str, n: int) -> int:
     return int(text_key(example_id)[:8], 16) * n // _SPAN
 
 
-def depth_of(examples: list[Example], params: MiningParams) -> int:
+def depth_of(examples: list[Example] | list[Probe], params: MiningParams) -> int:
     """Neighbours each query needs: the search depth plus room for its own texts."""
     return params.search_depth + max(len(e.positives) for e in examples) + 1
 
@@ -71,13 +71,27 @@ class Findings:
     query_ids: list[np.ndarray]  # per example: (n_positives, <= query_k + 1) example ids
 
 
-def _own(example: Example) -> set[str]:
-    """Keys an example never ranks against: its positives and its query."""
-    return {text_key(p) for p in example.positives} | {text_key(example.query)}
+@dataclass(frozen=True)
+class Probe:
+    """What a findings piece needs of an example: its id and its texts' keys (the texts stay
+    with the block's merge; a piece reads vectors by key)."""
+
+    id: str
+    query: str  # key
+    positives: tuple[str, ...]  # keys, in the example's order
+
+    @classmethod
+    def of(cls, example: Example) -> Probe:
+        return cls(example.id, text_key(example.query), tuple(map(text_key, example.positives)))
+
+    @property
+    def own(self) -> set[str]:
+        """Keys the example never ranks against: its positives and its query."""
+        return {*self.positives, self.query}
 
 
 def shard_findings(
-    examples: list[Example],
+    probes: list[Probe],
     shard_keys: list[str],
     shard_vectors: np.ndarray,
     theirs: tuple[list[str], np.ndarray],
@@ -86,23 +100,22 @@ def shard_findings(
     depth: int,
     spec: IndexSpec,
 ) -> Findings:
-    """See module docstring. ``examples`` in id order; ``shard_keys`` sorted, ``shard_vectors``
-    aligned; ``theirs`` = (example ids in order, their query vectors); ``vectors`` holds the
-    examples' queries and positives by key."""
-    queries = np.stack([vectors[text_key(e.query)] for e in examples])
-    n_shard = len(shard_keys)
-    if n_shard:
+    """See module docstring. ``probes``: the block's examples in id order; ``shard_keys``
+    sorted, ``shard_vectors`` aligned; ``theirs`` = (example ids in order, their query
+    vectors); ``vectors`` holds the probes' queries and positives by key."""
+    queries = np.stack([vectors[e.query] for e in probes])
+    if shard_keys:
         index = index_for(shard_vectors, spec)
         scores, local = top_k(index, shard_vectors, queries, depth, spec.kind == "flat")
     else:
-        scores, local = np.zeros((len(examples), 0), np.float32), np.zeros((len(examples), 0))
+        scores, local = np.zeros((len(probes), 0), np.float32), np.zeros((len(probes), 0))
     keys = np.array(shard_keys, dtype="U32")
     out = Findings([], [], [], [], [], [])
-    for e, q, row_scores, row in zip(examples, queries, scores, local, strict=True):
+    for e, q, row_scores, row in zip(probes, queries, scores, local, strict=True):
         row = row[row >= 0].astype(np.int64)
         row_scores = row_scores[: len(row)]
-        positives = np.stack([vectors[text_key(p)] for p in e.positives])
-        own = [j for j in map(lambda k: _find(shard_keys, k), _own(e)) if j is not None]
+        positives = np.stack([vectors[p] for p in e.positives])
+        own = [j for j in (_find(shard_keys, k) for k in e.own) if j is not None]
         out.cand_scores.append(row_scores)
         out.cand_keys.append(keys[row])
         out.cand_sims.append(
@@ -110,18 +123,16 @@ def shard_findings(
         )
         out.above.append(_above(dot(positives, q), row, row_scores, own, shard_vectors, q))
     their_ids, their_queries = theirs
-    flat = [p for e in examples for p in e.positives]
+    flat = [p for e in probes for p in e.positives]
     if len(their_ids):
         index = index_for(their_queries, IndexSpec(device=spec.device))
         q_k = params.filter_query_k + 1
-        q_scores, q_local = top_k(
-            index, their_queries, np.stack([vectors[text_key(p)] for p in flat]), q_k
-        )
+        q_scores, q_local = top_k(index, their_queries, np.stack([vectors[p] for p in flat]), q_k)
         q_ids = np.where(q_local >= 0, np.array(their_ids, dtype=object)[q_local], "")
     else:
         q_scores, q_ids = np.zeros((len(flat), 0), np.float32), np.zeros((len(flat), 0), object)
     start = 0
-    for e in examples:
+    for e in probes:
         out.query_scores.append(q_scores[start : start + len(e.positives)])
         out.query_ids.append(q_ids[start : start + len(e.positives)])
         start += len(e.positives)
@@ -262,7 +273,7 @@ def _merge_one(i: int, example: Example, merged: Findings):
     """Example ``i``'s candidates (own keys removed), cosines, rank counts and per positive
     its query list, from the folded findings."""
     keys = merged.cand_keys[i]
-    keep = ~np.isin(keys, list(_own(example)))
+    keep = ~np.isin(keys, list(Probe.of(example).own))
     q = (merged.query_scores[i], merged.query_ids[i])
     return keys[keep], merged.cand_scores[i][keep], merged.cand_sims[i][keep], merged.above[i], q
 
