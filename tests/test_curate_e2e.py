@@ -265,9 +265,14 @@ def test_a_two_worker_dask_cluster_gives_the_rows_and_counts_of_one_direct_worke
         assert len(cluster.workers) == 2
         address = ["--runner", dask, "--dask_client_address", cluster.scheduler_address]
         assert curate(src, tmp_path / "dask", tmp_path / "c1", *address) == 0
+        # each task mined as 2 blocks x 2 pool shards across the cluster, from the cache
+        blocks = ["--mine-blocks", "2", "--no-checkpoints"]
+        assert curate(src, tmp_path / "blocks", tmp_path / "c1", *address, *blocks) == 0
     assert curate(src, tmp_path / "direct", tmp_path / "c2", "--direct_num_workers", "1") == 0
     rows = read_data(tmp_path / "dask")
     assert len(rows) > 550 and rows == read_data(tmp_path / "direct")
+    assert read_data(tmp_path / "blocks") == rows
+    assert manifest(tmp_path / "blocks")["counts"] == manifest(tmp_path / "direct")["counts"]
     on_dask, direct = manifest(tmp_path / "dask"), manifest(tmp_path / "direct")
     assert on_dask["counts"]["balanced"] and on_dask["counts"] == direct["counts"]
     assert on_dask["stages"] == direct["stages"]
