@@ -38,7 +38,9 @@ to [1, 2]); mining takes at least the exact search's (pairs/tasks)^2 * tasks com
 FAISS flat speed measured here (``flat_search_rate``); one Dataflow vCPU does the work of one
 core here; every phase but mining spreads evenly over all vCPUs of all workers (Beam
 parallelises by element; encoding has no shared state); mining runs one task per worker
-(``MineTaskFn``) on all its vCPUs, so it spreads over min(tasks, workers) workers
+(``MineTaskFn``) on all its vCPUs, so it spreads over min(tasks, workers) workers, or with
+``--mine-blocks B`` one of a task's B x B pieces per worker (``MineBlocks``: min(tasks x B^2,
+workers) workers)
 (``--tasks-at-scale``, default 1 as here); startup and finish become a fixed Dataflow job
 overhead (``--dataflow-overhead-s``); every worker is billed for the whole job (no
 autoscaling) at the Dataflow batch list price (us-central1: $0.056 per vCPU-hour, $0.003557
@@ -435,6 +437,10 @@ def _st_child(pairs: str) -> None:
 # --- projection ----------------------------------------------------------------------------
 
 
+DEPTH = 108  # candidates per query at the default window 50-99: 100 + positives + 1
+CANDIDATE_BYTES = 44  # a candidate in a block merge: 32-byte key, score, one cosine, index
+
+
 @dataclass
 class Assumptions:
     """What the projection takes as given (printed with it)."""
@@ -445,6 +451,7 @@ class Assumptions:
     tasks_at_scale: int
     overhead_s: float
     cores_here: int
+    mine_blocks: int = 1  # curate --mine-blocks: each task as blocks x blocks pieces
     vcpus: int = 0
     memory_gb: float = 0.0
     usd_per_worker_hour: float = 0.0
@@ -498,7 +505,7 @@ def project(runs: list[dict], a: Assumptions, flat_rate: float) -> dict:
     parallel = sum(v for k, v in cpu.items() if k not in MINING_PHASES)
     rows = []
     for w in a.workers:
-        mining_vcpus = min(a.tasks_at_scale, w) * a.vcpus
+        mining_vcpus = min(a.tasks_at_scale * a.mine_blocks**2, w) * a.vcpus
         hours = (a.overhead_s + parallel / (w * a.vcpus) + mining / mining_vcpus) / 3600
         cost = w * hours * a.usd_per_worker_hour
         rows.append({"workers": w, "wall_hours": round(hours, 2), "cost_usd": round(cost, 2)})
@@ -525,11 +532,19 @@ def _memory_projection(runs: list[dict], a: Assumptions) -> dict:
     texts_per_pair = (last["texts_encoded"] or 0) / runs[-1]["size"]
     vectors_gb = texts_per_pair * a.pairs / a.tasks_at_scale * EMBED_DIM * 4 / 1e9
     need_gb = max(fitted_gb, peaks_mb[0] / 1024 + vectors_gb)
-    return {
+    out = {
         "mining_worker_peak_gb": round(need_gb, 1),
         "mining_task_vectors_gb": round(vectors_gb, 1),
         "fits_worker_memory": need_gb <= a.memory_gb,
     }
+    if a.mine_blocks > 1:
+        # a findings piece: one pool shard plus two query blocks, ~2/blocks of the task's
+        # vectors; a block's merge: its examples' DEPTH candidates (key, score, cosine)
+        block = a.pairs / a.tasks_at_scale / a.mine_blocks
+        piece_gb = 2 * vectors_gb / a.mine_blocks + block * DEPTH * CANDIDATE_BYTES / 1e9
+        out["mining_piece_peak_gb"] = round(peaks_mb[0] / 1024 + piece_gb, 1)
+        out["fits_worker_memory"] = peaks_mb[0] / 1024 + piece_gb <= a.memory_gb
+    return out
 
 
 def _largest_worker(memory: dict) -> float:
@@ -719,6 +734,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[10, 50, 100])
     p.add_argument("--worker-type", choices=sorted(WORKER_TYPES), default="n1-standard-4")
     p.add_argument("--tasks-at-scale", type=int, default=1, help="tasks the 10M pairs form")
+    p.add_argument(
+        "--mine-blocks", type=int, default=1, help="curate --mine-blocks assumed at scale"
+    )
     p.add_argument("--dataflow-overhead-s", type=float, default=300.0, help="job start + stop")
     p.add_argument("--child-st", help=argparse.SUPPRESS)
     p.add_argument("beam", nargs="*", help="Beam options for curate, after --")
@@ -759,8 +777,10 @@ def main(argv: list[str] | None = None) -> None:
         "marginal exponent clamped to [1, 2] (phases under 5% of the CPU: 1); one Dataflow vCPU "
         "does the work of one core here",
         "all phases but mining spread evenly over every vCPU of every worker",
-        f"mining: one task per worker on its {WORKER_TYPES[args.worker_type][0]} vCPUs; "
-        f"{args.tasks_at_scale} task(s) at scale",
+        f"mining: one piece per worker on its {WORKER_TYPES[args.worker_type][0]} vCPUs, "
+        f"{args.tasks_at_scale} task(s) at scale, each as --mine-blocks {args.mine_blocks} "
+        f"({args.mine_blocks**2} pieces: blocks x pool shards) spreading evenly; the pieces' "
+        "shuffle (each block's keys and each shard's keys sent blocks times) not timed",
         f"startup/finish replaced by {args.dataflow_overhead_s:.0f} s of Dataflow job overhead; "
         "every worker billed for the whole job; Shuffle per-GB charge not included",
     ]
@@ -771,6 +791,7 @@ def main(argv: list[str] | None = None) -> None:
         args.tasks_at_scale,
         args.dataflow_overhead_s,
         cores,
+        args.mine_blocks,
         notes=notes,
     )
     report = {

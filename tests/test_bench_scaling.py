@@ -202,3 +202,14 @@ def test_sampler_sums_the_tree_at_one_instant():
     assert (sampler.peak_total_rss - 2 * base) / MB == pytest.approx(250, rel=0.1)
     # Shared library pages counted once: less than the plain sum, more than the blocks.
     assert 250 * MB < sampler.peak_total_shared_once < sampler.peak_total_rss
+
+
+def test_projection_with_mine_blocks_spreads_mining_and_bounds_its_memory():
+    runs = [_run(n) for n in (5000, 10000, 20000, 40000)]
+    one = Assumptions(10_000_000, "n1-standard-4", [10, 100], 1, 300.0, 2)
+    blocks = Assumptions(10_000_000, "n1-standard-4", [10, 100], 1, 300.0, 2, mine_blocks=10)
+    p1, p10 = project(runs, one, flat_rate=1e8), project(runs, blocks, flat_rate=1e8)
+    assert p10["mining_cpu_seconds"] == p1["mining_cpu_seconds"]  # the same work, spread
+    assert p10["dataflow"][1]["wall_hours"] < p1["dataflow"][1]["wall_hours"] / 10
+    assert not p1["fits_worker_memory"] and p10["fits_worker_memory"]
+    assert p10["mining_piece_peak_gb"] < p1["mining_worker_peak_gb"] / 2
