@@ -24,6 +24,11 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def hash_bucket(name: str, n: int) -> int:
+    """One of ``n`` buckets for ``name``, by its ``text_key``: the same on every machine."""
+    return int(text_key(name)[:8], 16) * n >> 32
+
+
 def derive_id(task: str, query: str, positives: list[str]) -> str:
     """A stable id from the content, for rows that carry none."""
     h = hashlib.sha256("\x1f".join([task, query, *positives]).encode("utf-8")).hexdigest()

@@ -8,41 +8,65 @@ import apache_beam as beam
 from kalm_data.beam.counts import TALLIES, SummedCounts, Tally, write_tallies
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord, TrainingExample
+from kalm_data.text import hash_bucket
 from kalm_data.writers.names import folder_name
-from kalm_data.writers.parquet import write_parts
+from kalm_data.writers.parquet import part_name, write_parts, write_rows
+
+
+def parts_of(rows: int, rows_per_part: int) -> int:
+    """How many parts a task of ``rows`` rows is written as."""
+    return max(1, -(-rows // rows_per_part))
 
 
 class WriteTaskShardsFn(beam.DoFn):
-    """(task, rows) -> ``<root>/data/<task>/part-*.parquet``, rows sorted by id. Rows come one
-    per element from mining: ``WriteTaskShards`` groups them by task first."""
+    """((task, part, n_parts), rows) -> ``<root>/data/<task>/part-<part>-of-<n_parts>.parquet``,
+    rows sorted by id. ``WriteTaskShards`` deals a task's rows into its parts."""
 
-    def __init__(self, root: str, rows_per_part: int, progress: str | None = None):
+    def __init__(self, root: str, progress: str | None = None):
         self.root = root
-        self.rows_per_part = rows_per_part
         self.progress = progress
 
     def process(self, item):
-        task, rows = item
-        if not rows:
-            return
+        (task, part, n_parts), rows = item
         report(self.progress, "write")  # the stage's first report: its start, for its timing
         rows = sorted(rows, key=lambda r: r["id"])
-        yield from write_parts(
-            TrainingExample, rows, f"{self.root}/data/{folder_name(task)}", self.rows_per_part
-        )
+        path = part_name(f"{self.root}/data/{folder_name(task)}", part, n_parts)
+        write_rows(TrainingExample, rows, path)
         report(self.progress, "write", rows=len(rows))
         flush(self.progress)
+        yield path
 
 
 class WriteTaskShards(beam.PTransform):
-    """(task, row) -> ``WriteTaskShardsFn`` on each task's rows: the Parquet files written."""
+    """(task, row) -> each task's rows as ``ceil(rows / rows_per_part)`` parts, a row's part
+    chosen by a hash of its id (``hash_bucket``): each part is grouped and written on its own,
+    so no worker holds a whole task. A task of at most ``rows_per_part`` rows is one part, all
+    its rows sorted by id; the Parquet files written out."""
 
     def __init__(self, root: str, rows_per_part: int, progress: str | None = None):
         super().__init__()
-        self.fn = WriteTaskShardsFn(root, rows_per_part, progress)
+        self.rows_per_part = rows_per_part
+        self.fn = WriteTaskShardsFn(root, progress)
 
     def expand(self, rows):
-        return rows | "GroupByTask" >> beam.GroupByKey() | "WriteTask" >> beam.ParDo(self.fn)
+        per_part = self.rows_per_part
+
+        def keyed(item, counts):
+            task, row = item
+            n = parts_of(counts[task], per_part)
+            return (task, hash_bucket(row["id"], n), n), row
+
+        counts = (
+            rows
+            | "TaskOf" >> beam.Map(lambda item: item[0])
+            | "CountPerTask" >> beam.combiners.Count.PerElement()
+        )
+        return (
+            rows
+            | "KeyByPart" >> beam.Map(keyed, counts=beam.pvalue.AsDict(counts))
+            | "GroupByPart" >> beam.GroupByKey()
+            | "WritePart" >> beam.ParDo(self.fn)
+        )
 
 
 def _write_rejected(item, root: str, rows_per_part: int):

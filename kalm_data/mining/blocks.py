@@ -39,7 +39,7 @@ from kalm_data.mining.scores import dot
 from kalm_data.mining.search import IndexSpec, index_for
 from kalm_data.mining.sharded import top_k
 from kalm_data.records import Example
-from kalm_data.text import text_key
+from kalm_data.text import hash_bucket, text_key
 
 _SPAN = 1 << 32  # shard_of / block_of read the first 32 bits of a hex key
 
@@ -51,7 +51,7 @@ def shard_of(key: str, n: int) -> int:
 
 def block_of(example_id: str, n: int) -> int:
     """The block of an example: by a hash of its id."""
-    return int(text_key(example_id)[:8], 16) * n // _SPAN
+    return hash_bucket(example_id, n)
 
 
 def depth_of(examples: list[Example] | list[Probe], params: MiningParams) -> int:
