@@ -197,41 +197,23 @@ def merge_block(
     for more in findings:  # one shard at a time: memory stays one block's ``depth`` lists
         folded = fold(folded, more, depth, params.filter_query_k)
     merged = [_merge_one(i, e, folded) for i, e in enumerate(examples)]
-    texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
-    known = sorted(texts)  # ids 0 .. len(known) - 1: the texts (and vectors) the block holds
-    unknown = sorted(set().union(*(m[0] for m in merged)) - set(texts))  # candidates only
-    keys = known + unknown
-    where = {k: j for j, k in enumerate(keys)}
-    pool_vectors = np.stack([vectors[k] for k in known])
-    positive_ids = [[where[text_key(p)] for p in e.positives] for e in examples]
-    queries = np.stack([vectors[text_key(e.query)] for e in examples])
-    pool = TaskPool(
-        examples=examples,
-        keys=keys,
-        where=where,
-        texts={k: texts.get(k, k) for k in keys},
-        vectors=pool_vectors,
-        queries=queries,
-        positive_ids=positive_ids,
-        own_ids=[set(ids) for ids in positive_ids],
-    )
+    pool, unknown = _block_pool(examples, merged, vectors)
     ranked, similarity = [], {}
-    for e, q, pos_ids, (cand_keys, cand_scores, sims, above, q_ranks) in zip(
-        examples, queries, positive_ids, merged, strict=True
+    for i, (e, (cand_keys, cand_scores, sims, above, q_lists)) in enumerate(
+        zip(examples, merged, strict=True)
     ):
+        q, pos_ids = pool.queries[i], pool.positive_ids[i]
         pos_scores = dot(np.stack([vectors[text_key(p)] for p in e.positives]), q)
-        at_k = (
-            float(cand_scores[params.filter_k - 1]) if len(cand_scores) >= params.filter_k else None
-        )
-        cand_ids = np.array([where[k] for k in cand_keys], np.int64)
+        k = params.filter_k
+        at_k = float(cand_scores[k - 1]) if len(cand_scores) >= k else None
+        q_ranks = _query_ranks(e, q, vectors, q_lists, params)
+        cand_ids = np.array([pool.where[c] for c in cand_keys], np.int64)
         ranked.append(
             Ranked(
                 example=e,
                 positive_ranks=tuple(
                     Ranks(int(r), qr, float(s), at_k)
-                    for r, s, qr in zip(
-                        above, pos_scores, _query_ranks(e, q, vectors, q_ranks, params), strict=True
-                    )
+                    for r, s, qr in zip(above, pos_scores, q_ranks, strict=True)
                 ),
                 query_vector=q,
                 positive_ids=pos_ids,
@@ -241,7 +223,30 @@ def merge_block(
             )
         )
         similarity[e.id] = _table(cand_ids, sims, pos_ids)
-    return BlockPool(ranked, pool, similarity, frozenset(unknown))
+    return BlockPool(ranked, pool, similarity, unknown)
+
+
+def _block_pool(
+    examples: list[Example], merged: list[tuple], vectors: dict[str, np.ndarray]
+) -> tuple[TaskPool, frozenset[str]]:
+    """The block's ``TaskPool`` (see ``BlockPool``) and the keys it knows only as candidates."""
+    texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
+    known = sorted(texts)  # ids 0 .. len(known) - 1: the texts (and vectors) the block holds
+    unknown = sorted(set().union(*(m[0] for m in merged)) - set(texts))  # candidates only
+    keys = known + unknown
+    where = {k: j for j, k in enumerate(keys)}
+    positive_ids = [[where[text_key(p)] for p in e.positives] for e in examples]
+    pool = TaskPool(
+        examples=examples,
+        keys=keys,
+        where=where,
+        texts={k: texts.get(k, k) for k in keys},
+        vectors=np.stack([vectors[k] for k in known]),
+        queries=np.stack([vectors[text_key(e.query)] for e in examples]),
+        positive_ids=positive_ids,
+        own_ids=[set(ids) for ids in positive_ids],
+    )
+    return pool, frozenset(unknown)
 
 
 def fold(acc: Findings | None, more: Findings, depth: int, query_k: int) -> Findings:
