@@ -64,7 +64,7 @@ class Findings:
     """One pool shard's and one query block's findings for a block's examples (id order)."""
 
     cand_scores: list[np.ndarray]  # per example: (<= depth,) float32, by (score desc, key asc)
-    cand_keys: list[np.ndarray]  # per example: (<= depth,) text keys
+    cand_keys: list[np.ndarray]  # per example: (<= depth,) text keys, ASCII bytes ("S32")
     cand_sims: list[np.ndarray]  # per example: (<= depth, n_positives) cosines to positives
     above: list[np.ndarray]  # per example: (n_positives,) shard texts scoring above each
     query_scores: list[np.ndarray]  # per example: (n_positives, <= query_k + 1)
@@ -109,7 +109,7 @@ def shard_findings(
         scores, local = top_k(index, shard_vectors, queries, depth, spec.kind == "flat")
     else:
         scores, local = np.zeros((len(probes), 0), np.float32), np.zeros((len(probes), 0))
-    keys = np.array(shard_keys, dtype="U32")
+    keys = np.array(shard_keys, dtype="S32")  # a quarter of "U32": findings are shuffled
     out = Findings([], [], [], [], [], [])
     for e, q, row_scores, row in zip(probes, queries, scores, local, strict=True):
         row = row[row >= 0].astype(np.int64)
@@ -278,9 +278,10 @@ def _merge_one(i: int, example: Example, merged: Findings):
     """Example ``i``'s candidates (own keys removed), cosines, rank counts and per positive
     its query list, from the folded findings."""
     keys = merged.cand_keys[i]
-    keep = ~np.isin(keys, list(Probe.of(example).own))
+    keep = ~np.isin(keys, [k.encode() for k in Probe.of(example).own])
     q = (merged.query_scores[i], merged.query_ids[i])
-    return keys[keep], merged.cand_scores[i][keep], merged.cand_sims[i][keep], merged.above[i], q
+    cand_keys = [k.decode() for k in keys[keep]]
+    return cand_keys, merged.cand_scores[i][keep], merged.cand_sims[i][keep], merged.above[i], q
 
 
 def _query_ranks(
