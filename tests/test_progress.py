@@ -67,3 +67,10 @@ def test_interactive_display_redraws_one_line(tmp_path):
     display.close()
     text = out.getvalue()
     assert text.count("\r") == 2 and text.endswith("read 6\x1b[K\n")
+
+
+def test_status_line_counts_mined_tasks_or_blocks():
+    tasks = progress.status_line({"mine.tasks": 2, "mine.kept": 1500}, 1.0, rate=None)
+    assert "mined 2 task(s): 1,500 kept" in tasks
+    blocks = progress.status_line({"mine.blocks": 9, "mine.kept": 1500}, 1.0, rate=None)
+    assert "mined 9 block(s): 1,500 kept" in blocks

@@ -102,7 +102,7 @@ class MergeBlockFn(_CacheReader):
         if not grouped["examples"]:
             return
         examples = grouped["examples"][0]
-        findings = [f for _, f in sorted(grouped["findings"], key=lambda sf: sf[0])]
+        findings = (f for _, f in grouped["findings"])  # folded as they come: any order
         report(self.progress, "mine")
         texts = {text_key(t): t for e in examples for t in (e.query, *e.positives, *e.negatives)}
         vectors = self.vectors(task, {k: length_bucket(t) for k, t in texts.items()}, texts)
@@ -123,7 +123,7 @@ class MergeBlockFn(_CacheReader):
                     out, merged.pool, self.params, self.teacher, counts.stats, similarity
                 )
                 yield (task, row["id"]), (row, merged.pending(row))
-        report(self.progress, "mine", kept=counts.kept)
+        report(self.progress, "mine", blocks=1, kept=counts.kept)
         flush(self.progress)
         yield mining_tally(self.filter.drain(), counts)
 

@@ -142,6 +142,8 @@ def status_line(totals: dict[str, int], elapsed: float, rate: float | None) -> s
         parts.append(f"filter {g('filter.kept', 0):,}" + (f" ({bad:,} rejected)" if bad else ""))
     if "mine.tasks" in totals:
         parts.append(f"mined {g('mine.tasks', 0)} task(s): {g('mine.kept', 0):,} kept")
+    elif "mine.blocks" in totals:  # --mine-blocks: tasks are mined block by block
+        parts.append(f"mined {g('mine.blocks', 0)} block(s): {g('mine.kept', 0):,} kept")
     if "write.rows" in totals:
         parts.append(f"written {g('write.rows', 0):,}")
     return "  ".join(parts)
