@@ -689,6 +689,21 @@ def _process_lines(runs: list[dict]) -> list[str]:
     return lines + _table(["process", *[f"{r['size']:,}" for r in runs]], rows)
 
 
+def _mining_memory_line(p: dict, fits: str) -> str:
+    """What the projected mining worker holds, against the worker type's memory."""
+    a = p["assumptions"]
+    whole = (
+        f"a task mined on one worker: peak RSS ~{p['mining_worker_peak_gb']} GB; "
+        f"the task's vectors alone: {p['mining_task_vectors_gb']} GB"
+    )
+    if "mining_piece_peak_gb" in p:
+        return (
+            f"- a mining piece (--mine-blocks {a['mine_blocks']}): peak RSS "
+            f"~{p['mining_piece_peak_gb']} GB ({fits} in {a['memory_gb']:g} GB); {whole}"
+        )
+    return f"- {whole} ({fits} in {a['memory_gb']:g} GB)"
+
+
 def _projection_lines(p: dict) -> list[str]:
     a = p["assumptions"]
     lines = [
@@ -708,8 +723,7 @@ def _projection_lines(p: dict) -> list[str]:
         f"- mining: {p['mining_cpu_seconds']:,} CPU s, at least the exact search's "
         f"{p['mining_flat_search_cpu_seconds']:,} (FAISS flat here: "
         f"{p['flat_search_rate']:.3g} comparisons per CPU s); in all {p['cpu_hours']:,} CPU-hours",
-        f"- mining worker peak RSS ~{p['mining_worker_peak_gb']} GB ({fits} in "
-        f"{a['memory_gb']:g} GB); the task's vectors alone: {p['mining_task_vectors_gb']} GB",
+        _mining_memory_line(p, fits),
         *[f"- {note}" for note in a["notes"]],
     ]
     return lines
