@@ -99,9 +99,9 @@ class MergeBlockFn(_CacheReader):
         from kalm_data.mining.assemble import assemble
 
         (task, _), grouped = item
-        if not grouped["examples"]:
+        examples = next(iter(grouped["examples"]), None)  # one sorted list, if any
+        if examples is None:
             return
-        examples = grouped["examples"][0]
         findings = (f for _, f in grouped["findings"])  # folded as they come: any order
         report(self.progress, "mine")
         texts = {text_key(t): t for e in examples for t in (e.query, *e.positives, *e.negatives)}
@@ -166,7 +166,7 @@ def _fills(item):
     """((task, id), (position, text)) for each request of a key."""
     _, grouped = item
     if grouped["need"]:
-        text = grouped["text"][0]
+        text = next(iter(grouped["text"]))  # a runner may hand a lazy iterable
         for row_key, i in grouped["need"]:
             yield row_key, (i, text)
 
