@@ -68,28 +68,30 @@ def _whole(examples, vectors, params):
     return rows, rejected, stats, ranks
 
 
-def _blocks(examples, vectors, params, n):
-    spec = params.index_spec()
-    depth = depth_of(examples, params)
-    texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
+def _cut(examples, vectors, params, n):
+    """The task cut n x n: per block, its examples and, per shard, the ``shard_findings``
+    arguments of that piece."""
+    spec, depth = params.index_spec(), depth_of(examples, params)
+    texts = {text_key(t) for e in examples for t in (*e.positives, *e.negatives)}
     shards = [sorted(k for k in texts if shard_of(k, n) == s) for s in range(n)]
     blocks = [[e for e in examples if block_of(e.id, n) == b] for b in range(n)]
-    stats, rows, rejected, ranks = DrawStats(), [], [], {}
-    for block in blocks:
-        if not block:
-            continue
+    for block in filter(None, blocks):
         probes = [Probe.of(e) for e in block]
-        findings = []
+        pieces = []
         for s in range(n):
-            theirs = (
-                [e.id for e in blocks[s]],
-                np.stack([vectors[text_key(e.query)] for e in blocks[s]]),
-            )
-            keys = shards[s]
-            shard_vectors = np.stack([vectors[k] for k in keys])
-            findings.append(
-                shard_findings(probes, keys, shard_vectors, theirs, vectors, params, depth, spec)
-            )
+            their_queries = np.stack([vectors[text_key(e.query)] for e in blocks[s]])
+            theirs = ([e.id for e in blocks[s]], their_queries)
+            shard = np.stack([vectors[k] for k in shards[s]])
+            pieces.append((probes, shards[s], shard, theirs, vectors, params, depth, spec))
+        yield block, pieces
+
+
+def _blocks(examples, vectors, params, n):
+    depth = depth_of(examples, params)
+    texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
+    stats, rows, rejected, ranks = DrawStats(), [], [], {}
+    for block, pieces in _cut(examples, vectors, params, n):
+        findings = [shard_findings(*args) for args in pieces]
         merged = merge_block(block, findings, vectors, params, depth)
         for ranked in merged.ranked:
             ranks[ranked.example.id] = ranked.positive_ranks
@@ -140,21 +142,11 @@ def _peak(fn, *args):
 
 def _piece_peaks(examples, vectors, params, n) -> tuple[int, int]:
     """The largest (findings piece, block merge) peak when the task is cut n x n."""
-    spec, depth = params.index_spec(), depth_of(examples, params)
-    texts = {text_key(t) for e in examples for t in e.positives}
-    shards = [sorted(k for k in texts if shard_of(k, n) == s) for s in range(n)]
-    blocks = [[e for e in examples if block_of(e.id, n) == b] for b in range(n)]
+    depth = depth_of(examples, params)
     find_peak = merge_peak = 0
-    for block in blocks:
-        probes = [Probe.of(e) for e in block]
+    for block, pieces in _cut(examples, vectors, params, n):
         pickled = []
-        for s in range(n):
-            theirs = (
-                [e.id for e in blocks[s]],
-                np.stack([vectors[text_key(e.query)] for e in blocks[s]]),
-            )
-            shard = np.stack([vectors[k] for k in shards[s]])
-            args = (probes, shards[s], shard, theirs, vectors, params, depth, spec)
+        for args in pieces:
             found, peak = _peak(shard_findings, *args)
             find_peak = max(find_peak, peak)
             pickled.append(pickle.dumps(found))
