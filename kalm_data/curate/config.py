@@ -132,7 +132,12 @@ class CurateConfig(BaseModel):
     paths_root: str | None = Field(
         default=None, description="inputs under this folder are recorded relative to it; None = cwd"
     )
-    rows_per_shard: int = Field(default=100_000, gt=0)
+    rows_per_shard: int = Field(
+        default=100_000,
+        gt=0,
+        description="a task's rows are written as ceil(rows / this) Parquet parts, dealt by a "
+        "hash of the id (about this many rows each; one part, sorted by id, when fewer)",
+    )
     torch_threads: int = Field(
         default=1,
         ge=0,
