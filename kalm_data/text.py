@@ -24,9 +24,15 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+def key_bucket(key: str, n: int) -> int:
+    """One of ``n`` buckets for a hex key, by its first 32 bits: a key range, so bucket order
+    follows key order."""
+    return int(key[:8], 16) * n >> 32
+
+
 def hash_bucket(name: str, n: int) -> int:
     """One of ``n`` buckets for ``name``, by its ``text_key``: the same on every machine."""
-    return int(text_key(name)[:8], 16) * n >> 32
+    return key_bucket(text_key(name), n)
 
 
 def derive_id(task: str, query: str, positives: list[str]) -> str:

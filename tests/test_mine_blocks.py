@@ -13,7 +13,6 @@ from kalm_data.mining.assemble import assemble
 from kalm_data.mining.blocks import (
     Probe,
     block_of,
-    depth_of,
     merge_block,
     shard_findings,
     shard_of,
@@ -22,7 +21,7 @@ from kalm_data.mining.consistency import judge
 from kalm_data.mining.negatives import DrawStats
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.pool import build_pool
-from kalm_data.mining.rank import Ranked, rank_task
+from kalm_data.mining.rank import Ranked, neighbours, rank_task
 from kalm_data.records import InputPair
 from kalm_data.text import text_key
 
@@ -71,7 +70,7 @@ def _whole(examples, vectors, params):
 def _cut(examples, vectors, params, n):
     """The task cut n x n: per block, its examples and, per shard, the ``shard_findings``
     arguments of that piece."""
-    spec, depth = params.index_spec(), depth_of(examples, params)
+    spec, depth = params.index_spec(), neighbours(examples, params)
     texts = {text_key(t) for e in examples for t in (*e.positives, *e.negatives)}
     shards = [sorted(k for k in texts if shard_of(k, n) == s) for s in range(n)]
     blocks = [[e for e in examples if block_of(e.id, n) == b] for b in range(n)]
@@ -87,7 +86,7 @@ def _cut(examples, vectors, params, n):
 
 
 def _blocks(examples, vectors, params, n):
-    depth = depth_of(examples, params)
+    depth = neighbours(examples, params)
     texts = {text_key(t): t for e in examples for t in (*e.positives, *e.negatives)}
     stats, rows, rejected, ranks = DrawStats(), [], [], {}
     for block, pieces in _cut(examples, vectors, params, n):
@@ -142,7 +141,7 @@ def _peak(fn, *args):
 
 def _piece_peaks(examples, vectors, params, n) -> tuple[int, int]:
     """The largest (findings piece, block merge) peak when the task is cut n x n."""
-    depth = depth_of(examples, params)
+    depth = neighbours(examples, params)
     find_peak = merge_peak = 0
     for block, pieces in _cut(examples, vectors, params, n):
         pickled = []

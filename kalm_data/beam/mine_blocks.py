@@ -26,8 +26,9 @@ from kalm_data.beam.mine import TaskCounts, mining_tally, read_vectors
 from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.buckets import length_bucket
 from kalm_data.harness.progress import flush, report
-from kalm_data.mining.blocks import Probe, block_of, depth_of, merge_block, shard_findings, shard_of
+from kalm_data.mining.blocks import Probe, block_of, merge_block, shard_findings, shard_of
 from kalm_data.mining.params import MiningParams
+from kalm_data.mining.rank import neighbours
 from kalm_data.records import RejectedRecord
 from kalm_data.text import text_key
 
@@ -72,7 +73,7 @@ class FindingsFn(_CacheReader):
         their_queries = np.stack([vectors[k] for _, k, _ in theirs]) if theirs else None
         their = ([i for i, _, _ in theirs], their_queries)
         spec = self.params.index_spec()
-        depth = depth_of(probes, self.params)
+        depth = neighbours(probes, self.params)
         args = (probes, keys, shard_vectors, their, vectors, self.params, depth, spec)
         yield (task, block), (shard, shard_findings(*args))
 
@@ -107,7 +108,7 @@ class MergeBlockFn(_CacheReader):
         texts = {text_key(t): t for e in examples for t in (e.query, *e.positives, *e.negatives)}
         vectors = self.vectors(task, {k: length_bucket(t) for k, t in texts.items()}, texts)
         merged = merge_block(
-            examples, findings, vectors, self.params, depth_of(examples, self.params)
+            examples, findings, vectors, self.params, neighbours(examples, self.params)
         )
         counts = TaskCounts()
         for ranked in merged.ranked:

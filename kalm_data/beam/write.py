@@ -10,12 +10,7 @@ from kalm_data.harness.progress import flush, report
 from kalm_data.records import RejectedRecord, TrainingExample
 from kalm_data.text import hash_bucket
 from kalm_data.writers.names import folder_name
-from kalm_data.writers.parquet import part_name, write_parts, write_rows
-
-
-def parts_of(rows: int, rows_per_part: int) -> int:
-    """How many parts a task of ``rows`` rows is written as."""
-    return max(1, -(-rows // rows_per_part))
+from kalm_data.writers.parquet import part_name, parts_of, write_parts, write_rows
 
 
 class WriteTaskShardsFn(beam.DoFn):

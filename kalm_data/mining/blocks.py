@@ -39,24 +39,17 @@ from kalm_data.mining.scores import dot
 from kalm_data.mining.search import IndexSpec, index_for
 from kalm_data.mining.sharded import top_k
 from kalm_data.records import Example
-from kalm_data.text import hash_bucket, text_key
-
-_SPAN = 1 << 32  # shard_of / block_of read the first 32 bits of a hex key
+from kalm_data.text import hash_bucket, key_bucket, text_key
 
 
 def shard_of(key: str, n: int) -> int:
     """The pool shard of a text key: a key range, so shard order follows key order."""
-    return int(key[:8], 16) * n // _SPAN
+    return key_bucket(key, n)
 
 
 def block_of(example_id: str, n: int) -> int:
     """The block of an example: by a hash of its id."""
     return hash_bucket(example_id, n)
-
-
-def depth_of(examples: list[Example] | list[Probe], params: MiningParams) -> int:
-    """Neighbours each query needs: the search depth plus room for its own texts."""
-    return params.search_depth + max(len(e.positives) for e in examples) + 1
 
 
 @dataclass(frozen=True)
@@ -203,7 +196,7 @@ def merge_block(
         zip(examples, merged, strict=True)
     ):
         q, pos_ids = pool.queries[i], pool.positive_ids[i]
-        pos_scores = dot(np.stack([vectors[text_key(p)] for p in e.positives]), q)
+        pos_scores = dot(pool.vectors[pos_ids], q)
         k = params.filter_k
         at_k = float(cand_scores[k - 1]) if len(cand_scores) >= k else None
         q_ranks = _query_ranks(e, q, vectors, q_lists, params)

@@ -62,10 +62,16 @@ class Ranked:
         return self.example.source_rows
 
 
+def neighbours(examples, params: MiningParams) -> int:
+    """Neighbours each query is searched for: the search depth plus room for its own texts
+    (``examples``: anything with ``positives``)."""
+    return params.search_depth + max(len(e.positives) for e in examples) + 1
+
+
 def rank_task(pool: TaskPool, params: MiningParams) -> list[Ranked]:
     """A ``Ranked`` per example of ``pool``, in the pool's example order (see module docstring)."""
     spec, shard = params.index_spec(), params.pool_shard_size
-    depth = params.search_depth + max(len(e.positives) for e in pool.examples) + 1
+    depth = neighbours(pool.examples, params)
     scores, ids = search_pool(pool.vectors, pool.queries, depth, spec, shard)  # (n_ex, depth')
     pos_scores = [
         dot(pool.vectors[p], q) for p, q in zip(pool.positive_ids, pool.queries, strict=True)

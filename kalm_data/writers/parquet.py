@@ -53,11 +53,16 @@ def part_name(folder: str, i: int, n_parts: int) -> str:
     return f"{folder.rstrip('/')}/part-{i:05d}-of-{n_parts:05d}.parquet"
 
 
+def parts_of(rows: int, rows_per_part: int) -> int:
+    """How many parts ``rows`` rows are written as."""
+    return max(1, -(-rows // rows_per_part))
+
+
 def write_parts(
     model: type[BaseModel], rows: list[dict], folder: str, rows_per_part: int
 ) -> list[str]:
     """Write ``rows`` as ``model``-typed parts under ``folder``; returns the paths written."""
-    n_parts = max(1, -(-len(rows) // rows_per_part))
+    n_parts = parts_of(len(rows), rows_per_part)
     paths = []
     for i in range(n_parts):
         path = part_name(folder, i, n_parts)
