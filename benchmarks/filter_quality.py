@@ -51,7 +51,16 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KINDS = ("random", "source", "topic")
-DEFAULT_SETTING = ("mutual", 50, 10, 0.05)  # kalm_data/curate/config.py
+
+
+def _default_setting() -> tuple:
+    from kalm_data.curate.config import CurateConfig
+
+    cfg = CurateConfig()
+    return (cfg.filter_rule, cfg.filter_k, cfg.filter_query_k, cfg.filter_margin)
+
+
+DEFAULT_SETTING = _default_setting()  # (rule, k, query k, margin) of curate's defaults
 KALM_SETTING = ("kalm", 50, 10, 0.05)
 SETTINGS = (
     [("none", 50, 10, 0.05)]
