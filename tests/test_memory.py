@@ -55,3 +55,20 @@ def test_released_memory_leaves_the_process():
     assert out.returncode == 0, out.stderr
     done, freed_mb = out.stdout.split()
     assert done == "True" and float(freed_mb) > 100  # of the 250 MB freed
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_the_trim_starts_no_child_process(monkeypatch):
+    """The first trim comes when a worker holds its teacher and a batch: a child process forked
+    then (``find_library`` runs ``ldconfig -p``) would copy the whole worker's page tables."""
+    from kalm_data.harness import memory
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a child process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    memory._libc.cache_clear()
+    try:
+        assert memory.release_free_memory()
+    finally:
+        memory._libc.cache_clear()

@@ -20,7 +20,6 @@ musl); ``limit_malloc_arenas`` also when ``MALLOC_ARENA_MAX`` is set (the user's
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import os
@@ -32,12 +31,12 @@ M_ARENA_MAX = -8  # glibc's malloc.h
 
 @functools.cache
 def _libc():
-    """glibc's ``CDLL``, or None where there is none (looked up once)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """glibc's ``CDLL``, or None where there is none (looked up once). Looked up among the
+    symbols the process already has loaded: ``ctypes.util.find_library`` would run ``ldconfig
+    -p`` in a child process, forked from a process that may hold gigabytes at that moment (the
+    first trim comes after the teacher's first batch)."""
     try:
-        lib = ctypes.CDLL(name)
+        lib = ctypes.CDLL(None)
         lib.malloc_trim.argtypes = [ctypes.c_size_t]
         lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     except (OSError, AttributeError):
