@@ -29,7 +29,7 @@ import numpy as np
 from kalm_data.mining.consistency import Ranks
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.pool import TaskPool
-from kalm_data.mining.scores import dot
+from kalm_data.mining.scores import count_above, dot
 from kalm_data.mining.search import IndexSpec
 from kalm_data.mining.sharded import search_pool
 from kalm_data.records import Example
@@ -77,74 +77,68 @@ def rank_task(pool: TaskPool, params: MiningParams) -> list[Ranked]:
         dot(pool.vectors[p], q) for p, q in zip(pool.positive_ids, pool.queries, strict=True)
     ]  # per example: (n_positives,)
     query_ranks = _query_ranks(pool, params.filter_query_k, IndexSpec(device=spec.device), shard)
-    exact = _Exact(pool.vectors, depth >= len(pool.vectors), shard)
+    candidates = [_candidates(pool, i, scores[i], ids[i]) for i in range(len(pool.examples))]
+    searched_all = depth >= len(pool.vectors)
+    ranks = _positive_ranks(pool, candidates, pos_scores, searched_all, shard)
+    k = params.filter_k
     return [
-        _rank_one(
-            pool, i, (scores[i], ids[i]), pos_scores[i], query_ranks[i], exact, params.filter_k
+        Ranked(
+            example=pool.examples[i],
+            positive_ranks=tuple(
+                Ranks(r, qr, float(s), _score_at(cand_scores, k))
+                for r, s, qr in zip(ranks[i], pos_scores[i], query_ranks[i], strict=True)
+            ),
+            query_vector=pool.queries[i],
+            positive_ids=pool.positive_ids[i],
+            positive_scores=pos_scores[i],
+            cand_ids=cand_ids,
+            cand_scores=cand_scores,
         )
-        for i in range(len(pool.examples))
+        for i, (cand_ids, cand_scores) in enumerate(candidates)
     ]
 
 
-@dataclass(frozen=True)
-class _Exact:
-    """What the exact rank pass needs: the pool, whether the search already returned all of it,
-    and the slice size of the pass."""
+def _candidates(
+    pool: TaskPool, i: int, scores: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Example ``i``'s searched neighbours (by score desc, id; -1 ids last) without its own
+    texts and missing ids: (ids, scores)."""
+    mask = (ids >= 0) & ~np.isin(ids, list(pool.own_ids[i]))
+    return ids[mask], scores[mask]
 
-    pool: np.ndarray  # (n_pool, dim)
-    searched_all: bool
-    chunk: int
+
+def _score_at(cand_scores: np.ndarray, k: int) -> float | None:
+    return float(cand_scores[k - 1]) if len(cand_scores) >= k else None
 
 
-def _rank_one(
+def _positive_ranks(
     pool: TaskPool,
-    i: int,
-    neighbours: tuple[np.ndarray, np.ndarray],
-    pos_scores: np.ndarray,
-    query_ranks: list[int | None],
-    exact: _Exact,
-    k: int,
-) -> Ranked:
-    """Example ``i``'s candidates (own ids removed) and where each of its positives stands."""
-    q, own = pool.queries[i], pool.own_ids[i]
-    cand_scores, cand_ids = neighbours  # (depth',) each, by (score desc, id); -1 ids last
-    mask = (cand_ids >= 0) & ~np.isin(cand_ids, list(own))
-    cand_ids, cand_scores = cand_ids[mask], cand_scores[mask]
-    at_k = float(cand_scores[k - 1]) if len(cand_scores) >= k else None
-    ranks = _exact_ranks(q, cand_scores, pos_scores, own, exact)
-    positive_ranks = tuple(
-        Ranks(r, qr, float(s), at_k)
-        for r, s, qr in zip(ranks, pos_scores, query_ranks, strict=True)
-    )
-    return Ranked(
-        example=pool.examples[i],
-        positive_ranks=positive_ranks,
-        query_vector=q,
-        positive_ids=pool.positive_ids[i],
-        positive_scores=pos_scores,
-        cand_ids=cand_ids,
-        cand_scores=cand_scores,
-    )
-
-
-def _exact_ranks(
-    q: np.ndarray, cand_scores: np.ndarray, scores: np.ndarray, own: set[int], exact: _Exact
-) -> list[int]:
-    """Per score: how many candidates score above it; exact beyond the searched depth via one
-    pass over the pool (in slices, own ids left out), run only when some score needs it."""
-    ranks = (cand_scores[None, :] > scores[:, None]).sum(1)  # (n_scores,)
-    beyond = ranks >= len(cand_scores)
-    if exact.searched_all or not beyond.any():
-        return ranks.tolist()
-    need = scores[beyond]  # (n_beyond,)
-    above = np.zeros(len(need), np.int64)
-    own_ids = np.array(sorted(own), np.int64)
-    for start in range(0, len(exact.pool), exact.chunk):
-        part = dot(exact.pool[start : start + exact.chunk], q)  # (chunk,)
-        mine = own_ids[(own_ids >= start) & (own_ids < start + len(part))] - start
-        above += (part[:, None] > need[None, :]).sum(0) - (part[mine, None] > need).sum(0)
-    ranks[beyond] = above
-    return ranks.tolist()
+    candidates: list[tuple[np.ndarray, np.ndarray]],
+    pos_scores: list[np.ndarray],
+    searched_all: bool,
+    chunk: int,
+) -> list[list[int]]:
+    """Per example, per positive: how many candidates score above it; past the searched depth,
+    how many pool texts (own ids left out) do, counted exactly for every such positive of the
+    task together (``count_above``, over the pool in slices of ``chunk``)."""
+    ranks, beyond = [], []
+    for i, ((_, cand_scores), scores) in enumerate(zip(candidates, pos_scores, strict=True)):
+        r = (cand_scores[None, :] > scores[:, None]).sum(1)  # (n_positives,)
+        past = r >= len(cand_scores)
+        if not searched_all and past.any():
+            beyond.append((i, past))
+        ranks.append(r)
+    if beyond:
+        queries = pool.queries[[i for i, _ in beyond]]
+        needs = [pos_scores[i][past] for i, past in beyond]
+        above = [np.zeros(len(n), np.int64) for n in needs]
+        for start in range(0, len(pool.vectors), chunk):
+            part = count_above(pool.vectors[start : start + chunk], queries, needs)
+            above = [a + b for a, b in zip(above, part, strict=True)]
+        for (i, past), need, count in zip(beyond, needs, above, strict=True):
+            own = pool.vectors[sorted(pool.own_ids[i])]
+            ranks[i][past] = count - (dot(own, pool.queries[i])[:, None] > need).sum(0)
+    return [r.tolist() for r in ranks]
 
 
 def _query_ranks(
