@@ -21,8 +21,8 @@ lr, temperature, no instructions, seed); only the rows differ:
 - ``expanded``/``expanded-0neg``: ``cur/default`` with each merged example split back into one row
   per positive (same negatives);
 - ``strict``: ``cur/strict`` (the proposed stricter filter);
-- ``previous-0neg``: ``cur/previous``, curated with the filter default before (``--filter-k 50
-  --filter-margin 0.05``), in-batch negatives only.
+- ``k30-0neg``: ``cur/k30``, curated with the filter setting ``benchmarks/filter_quality.py``
+  chooses on its tune set (``--filter-k 30 --filter-margin 0``), in-batch negatives only.
 
 With wrong positives (``benchmarks/noisy_split.py``: 10% of the training positives swapped
 within their source), the same arms on the noisy folder ask whether the filter pays where it is
@@ -30,8 +30,8 @@ meant to:
 
     python benchmarks/noisy_split.py /tmp/cp/split /tmp/cpn/split
     kalm-data curate --input /tmp/cpn/split/train.jsonl.gz --map task=source --no-near-dup \\
-        --output /tmp/cpn/cur/default   # and --filter-k 50 --filter-margin 0.05 -> cur/previous
-    python benchmarks/curation_pays.py --work /tmp/cpn --arms raw curated-0neg previous-0neg
+        --output /tmp/cpn/cur/default   # and --filter-k 30 --filter-margin 0 -> cur/k30
+    python benchmarks/curation_pays.py --work /tmp/cpn --arms raw curated-0neg k30-0neg
 
 An arm whose folder is missing is skipped. Results are appended to ``WORK/results.jsonl`` and a
 finished (arm, seed) is not run again. Besides the scores it prints, per arm, the rows trained on
@@ -66,7 +66,7 @@ ARMS: dict[str, tuple[str, int | None]] = {
     "expanded": ("expanded", None),
     "expanded-0neg": ("expanded", 0),
     "strict": ("cur/strict", None),
-    "previous-0neg": ("cur/previous", 0),
+    "k30-0neg": ("cur/k30", 0),
 }
 
 

@@ -16,14 +16,7 @@ def test_from_config_copies_exactly_the_mining_fields():
         "seed", "ivf_pq_m", "pool_shard_size", "faiss_device",
     }  # fmt: skip
     assert all(getattr(params, f.name) == getattr(cfg, f.name) for f in fields(MiningParams))
-    assert params.search_depth == cfg.search_depth == 30  # the mutual rule's default k
-
-
-def test_filter_k_defaults_per_rule_and_a_given_k_wins():
-    assert CurateConfig().filter_k == 30  # mutual, chosen by benchmarks/filter_quality.py
-    assert CurateConfig(filter_rule="kalm").filter_k == 50  # the KaLM papers'
-    assert CurateConfig(filter_rule="kalm", filter_k=7).filter_k == 7
-    assert CurateConfig.model_validate({"filter_k": None}).filter_k == 30
+    assert params.search_depth == cfg.search_depth == 50
 
 
 def test_travels_as_a_plain_dict_and_pickles():

@@ -75,19 +75,15 @@ def _setting_flag(name: str, value) -> str:
 
 
 def changed_settings(settings: dict) -> dict:
-    """The settings that are flags and differ from the ``CurateConfig`` defaults (a default
-    that depends on the filter rule, ``filter_k``, taken for the settings' rule)."""
-    from kalm_data.curate.config import FILTER_K, CurateConfig
+    """The settings that are flags and differ from the ``CurateConfig`` defaults."""
+    from kalm_data.curate.config import CurateConfig
 
-    defaults = CurateConfig().model_dump()
-    defaults["filter_k"] = FILTER_K.get(settings.get("filter_rule"), defaults["filter_k"])
     out = {}
-    for name in CurateConfig.model_fields:
+    for name, info in CurateConfig.model_fields.items():
         if name in _NOT_FLAGS or name not in settings:
             continue
-        if settings[name] != defaults[name] and not (
-            name == "teacher" and _is_default_teacher(settings)
-        ):
+        default = info.get_default(call_default_factory=True)
+        if settings[name] != default and not (name == "teacher" and _is_default_teacher(settings)):
             out[name] = settings[name]
     return out
 

@@ -15,11 +15,6 @@ from kalm_data.inputs import InputSpec
 
 FilterRule = Literal["kalm", "mutual", "none"]
 
-#: ``filter_k`` when not given, per rule: ``kalm`` keeps the papers' 50; ``mutual``'s 30 (margin
-#: 0, query k 10) is the setting ``benchmarks/filter_quality.py`` chooses on its tune set (best
-#: worst case of swapped rows rejected and clean rows kept), >= 95% / >= 95% on both of its sets.
-FILTER_K = {"kalm": 50, "mutual": 30, "none": 50}
-
 
 class CurateConfig(BaseModel):
     """Settings of the ``curate`` pipeline."""
@@ -92,14 +87,9 @@ class CurateConfig(BaseModel):
     )
     # Ranking-consistency filter.
     filter_rule: FilterRule = "mutual"
-    filter_k: int | None = Field(
-        default=None,
-        gt=0,
-        description="a positive fails the rank test when it ranks >= k; None = 50 for kalm "
-        "(the papers'), 30 for mutual",
-    )
+    filter_k: int = Field(default=50, gt=0, description="KaLM: a positive fails when it ranks >= k")
     filter_margin: float = Field(
-        default=0.0, ge=0, description="mutual: positive may score this much below rank k"
+        default=0.05, ge=0, description="mutual: positive may score this much below rank k"
     )
     filter_query_k: int = Field(
         default=10, gt=0, description="mutual: also keep if the query ranks < this among queries"
@@ -174,12 +164,6 @@ class CurateConfig(BaseModel):
                 f"window_end ({self.window_end}) must be greater than "
                 f"window_start ({self.window_start})"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _default_filter_k(self) -> CurateConfig:
-        if self.filter_k is None:
-            self.filter_k = FILTER_K[self.filter_rule]
         return self
 
     @model_validator(mode="after")

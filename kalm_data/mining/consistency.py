@@ -6,18 +6,16 @@ Each positive of an example is judged on its own (``Ranks`` describes one positi
 has fewer than k candidates (then the forward test passes).
 
 - ``kalm`` (KaLM's published rule, applied per positive): keep when the positive ranks < k
-  among the pool for its query (k = 50, the papers'). It rejects mismatched pairs well, but also
-  throws away clean pairs whose positive is merely hard: on templated data (MedQuAD's "Is X
-  inherited?" answered by near-identical boilerplate) hundreds of texts outrank a correct one.
+  among the pool for its query (k = 50), i.e. scores at least ``score_at_k``. It rejects
+  mismatched pairs well, but also throws away clean pairs whose positive is merely hard: on
+  templated data (MedQuAD's "Is X inherited?" answered by near-identical boilerplate) hundreds of
+  texts outrank a correct one.
 - ``mutual`` (our default): keep when the positive scores at least ``score_at_k - margin``
-  (k = 30, margin 0 by default: it ranks < 30), *or* when, searching the task's queries with
-  that positive, the example's own query ranks < ``query_k`` (10). A positive swapped in from
-  another query fails both ways: it scores below the k-th candidate, and its own original query
-  outranks the example's. A hard-but-correct positive passes one of the two. The defaults are
-  the setting ``benchmarks/filter_quality.py`` chooses on its tune set (qa_pairs_en); on its
-  report set (rqe_medical) they reject 99.7% / 98.8% of swapped rows and keep 99.4% / 99.5% of
-  clean ones (random / same-source swaps). A margin (0.05 was the default before) keeps more
-  clean rows and lets more swapped ones through: 92.7% / 85.2% rejected on the tune set.
+  (margin 0.05: "about as good as the k-th candidate" rather than strictly above it), *or* when,
+  searching the task's queries with that positive, the example's own query ranks < ``query_k``
+  (10). A positive swapped in from another query fails both ways: it scores far below the k-th
+  candidate, and its own original query outranks the example's. A hard-but-correct positive
+  passes one of the two.
 - ``none``: keep everything (mine without filtering).
 
 The KaLM code judges only an example's best positive; once rows sharing a query are merged, a
@@ -52,7 +50,7 @@ class Ranks:
     score_at_k: float | None
 
 
-def keep(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.0) -> bool:
+def keep(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.05) -> bool:
     """The rule's verdict on one positive (see module docstring)."""
     if rule == "none":
         return True
@@ -64,7 +62,7 @@ def keep(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.0) -> 
     raise ValueError(f"unknown filter rule {rule!r}; known: {', '.join(RULES)}")
 
 
-def explain(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.0) -> str:
+def explain(rule: str, ranks: Ranks, k: int, query_k: int, margin: float = 0.05) -> str:
     """A one-line reason for a dropped positive."""
     if rule == "kalm":
         return f"positive ranks {ranks.positive_rank} for its query (kalm: needs < {k})"
