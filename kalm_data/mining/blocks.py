@@ -35,7 +35,7 @@ from kalm_data.mining.negatives import Similarity
 from kalm_data.mining.params import MiningParams
 from kalm_data.mining.pool import TaskPool
 from kalm_data.mining.rank import Ranked
-from kalm_data.mining.scores import count_above, dot
+from kalm_data.mining.scores import dot
 from kalm_data.mining.search import IndexSpec, index_for
 from kalm_data.mining.sharded import top_k
 from kalm_data.records import Example
@@ -153,8 +153,11 @@ def _above(
     covered = len(row) == len(shard) or (len(row) > 0 and (pos_scores >= row_scores[-1]).all())
     if covered:
         return counts.astype(np.int64)
-    every = count_above(shard, q[None, :], [pos_scores])[0]  # (n_positives,)
-    return every - (dot(shard[own], q)[:, None] > pos_scores).sum(0)
+    every = dot(shard, q)  # (n_shard,)
+    mine = every[own]
+    return ((every[:, None] > pos_scores).sum(0) - (mine[:, None] > pos_scores).sum(0)).astype(
+        np.int64
+    )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def count_above(
     out = [np.zeros(len(n), np.int64) for n in needs]
     if len(vectors) == 0 or len(queries) == 0:
         return out
-    row_norm = float(np.sqrt((vectors.astype(np.float64) ** 2).sum(1).max()))
+    row_norm = float(np.sqrt(np.einsum("nd,nd->n", vectors, vectors).max()))  # no copy
     group = max(1, _SCRATCH // len(vectors))
     for start in range(0, len(queries), group):
         qs = queries[start : start + group]
