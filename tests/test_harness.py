@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from kalm_data.harness.run import LOCAL_RUNNER, default_beam_args
+from kalm_data.harness.run import BEAM_DASK_RUNNER, DASK_RUNNER, LOCAL_RUNNER, default_beam_args
 
 
 def test_no_runner_means_the_local_fn_api_runner_with_one_worker_per_core():
@@ -21,8 +21,15 @@ def test_worker_flags_and_other_runners_are_left_as_given():
         "1",
         f"--runner={LOCAL_RUNNER}",
     ]
-    dask = ["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]
-    assert default_beam_args(dask) == dask
+    dataflow = ["--runner", "DataflowRunner", "--project", "p"]
+    assert default_beam_args(dataflow) == dataflow
+
+
+def test_beams_dask_runner_is_replaced_by_ours_in_either_spelling():
+    """``kalm_data.beam.dask_runner.DaskRunner`` computes each side input once."""
+    assert default_beam_args([f"--runner={BEAM_DASK_RUNNER}"]) == [f"--runner={DASK_RUNNER}"]
+    given = ["--runner", "DaskRunner", "--dask_client_address", "tcp://h:1"]
+    assert default_beam_args(given) == ["--runner", DASK_RUNNER, *given[2:]]
 
 
 def test_light_work_runs_in_one_in_process_worker_unless_told_otherwise():
@@ -34,5 +41,5 @@ def test_light_work_runs_in_one_in_process_worker_unless_told_otherwise():
     ]
     given = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     assert default_beam_args(given, light=True) == [*given, f"--runner={LOCAL_RUNNER}"]
-    dask = ["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]
+    dask = ["--runner", DASK_RUNNER]
     assert default_beam_args(dask, light=True) == dask

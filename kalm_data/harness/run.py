@@ -106,6 +106,30 @@ def beam_option(args: list[str], flag: str) -> str | None:
     return None
 
 
+#: Beam's Dask runner, and ours (``kalm_data.beam.dask_runner``) that replaces it.
+BEAM_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+DASK_RUNNER = "kalm_data.beam.dask_runner.DaskRunner"
+
+
+def resolve_runner(runner: str | None) -> str | None:
+    """``runner`` (a ``--runner`` value), with Beam's Dask runner replaced by ours; any other
+    value unchanged."""
+    if runner in (BEAM_DASK_RUNNER, "DaskRunner"):
+        return DASK_RUNNER
+    return runner
+
+
+def _with_runner(args: list[str], resolve: Callable[[str | None], str | None]) -> list[str]:
+    """``args`` with the value of ``--runner`` (either spelling) replaced by ``resolve`` of it."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg.startswith("--runner="):
+            out[i] = f"--runner={resolve(arg.split('=', 1)[1])}"
+        elif arg == "--runner" and i + 1 < len(out):
+            out[i + 1] = resolve(out[i + 1])
+    return out
+
+
 def default_beam_args(beam_args: list[str], light: bool = False) -> list[str]:
     """Beam options with our defaults added: with no ``--runner``, Beam's local FnApiRunner
     (``LOCAL_RUNNER``); on a local runner with no ``--direct_*`` option, one worker process
@@ -113,8 +137,10 @@ def default_beam_args(beam_args: list[str], light: bool = False) -> list[str]:
     other), or, for ``light`` work, one in-process worker: starting worker processes would
     cost more than they save, and one process holds about half the memory. Worker threads
     (``multi_threading``) hold less memory but are not the default: Beam's threaded runner once
-    grew its buffers without bound on a warm 20,000-pair run (README "Speed")."""
-    args = list(beam_args)
+    grew its buffers without bound on a warm 20,000-pair run (README "Speed"). Beam's Dask
+    runner is replaced by ``kalm_data.beam.dask_runner.DaskRunner``, which computes each side
+    input once."""
+    args = _with_runner(list(beam_args), resolve_runner)
     runner = beam_option(args, "--runner")
     if runner is None:
         args.append(f"--runner={LOCAL_RUNNER}")
