@@ -21,9 +21,9 @@ def _flag_kwargs(annotation) -> dict:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return {"choices": typing.get_args(annotation), "type": str}
-    if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if annotation is bool or args == [bool]:  # bool, or bool | None (None: decided at run time)
+        return {"action": argparse.BooleanOptionalAction}
     if origin is list:
         return {"nargs": "*", "type": args[0], "metavar": args[0].__name__.upper()}
     return {"type": args[0] if args else annotation}

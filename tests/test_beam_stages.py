@@ -158,6 +158,22 @@ def test_a_releasing_embed_worker_drops_its_teacher_after_each_bundle(teacher, t
     )
 
 
+def test_the_teacher_runs_in_a_child_process_by_default_only_in_one_in_process_worker():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from kalm_data.curate.pipeline import in_process_worker
+    from kalm_data.harness.run import LOCAL_RUNNER
+
+    def pipeline(*args: str, runner: str = LOCAL_RUNNER) -> beam.Pipeline:
+        return beam.Pipeline(runner=runner, options=PipelineOptions(list(args)))
+
+    assert in_process_worker(pipeline("--direct_num_workers=1", "--direct_running_mode=in_memory"))
+    two = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    assert not in_process_worker(pipeline(*two))
+    assert not in_process_worker(pipeline("--direct_running_mode=multi_threading"))
+    assert not in_process_worker(pipeline(runner="apache_beam.runners.dask.dask_runner.DaskRunner"))
+
+
 def test_mine_stage_reads_vectors_from_the_cache_and_writes(fill_cache, tmp_path):
     from kalm_data.dedup import merge_by_query
 

@@ -216,7 +216,8 @@ def test_malformed_rows_are_all_accounted_for(tmp_path):
 
 @pytest.mark.slow
 def test_same_rows_with_one_and_two_worker_processes(tmp_path):
-    """DirectRunner in process vs two worker processes: identical rows, each from a cold cache."""
+    """DirectRunner in process, the teacher in that process too, vs two worker processes, each
+    with its teacher in a child process: identical rows, each from a cold cache."""
     args = ["curate", "--output"]
     assert (
         main(
@@ -225,6 +226,7 @@ def test_same_rows_with_one_and_two_worker_processes(tmp_path):
                 str(tmp_path / "one"),
                 "--cache-dir",
                 str(tmp_path / "c1"),
+                "--no-teacher-process",
                 "--direct_num_workers",
                 "1",
             ]
@@ -238,6 +240,7 @@ def test_same_rows_with_one_and_two_worker_processes(tmp_path):
                 str(tmp_path / "two"),
                 "--cache-dir",
                 str(tmp_path / "c2"),
+                "--teacher-process",
                 "--direct_num_workers",
                 "2",
                 "--direct_running_mode",

@@ -11,11 +11,12 @@ worker stays busy until the stage ends. Texts are keyed by their group and group
 is encoded in a fixed (length, key) order: the same bits on any runner or worker count. Each group
 is encoded in chunks; every finished chunk goes to the cache at once, so a killed run loses at
 most one chunk of work per worker. The teacher is loaded by the first group with a text missing
-from the cache: a rerun whose texts are all cached loads no model. With ``release`` (curate sets
-it on Beam's local runner, which hands each worker one bundle per stage), a worker drops its
-teacher when its bundle ends, so the stages after embedding (mining, writing) do not hold the
-model: about 100 MB per worker with MiniLM, the whole model with a large teacher. A later bundle
-loads it again.
+from the cache: a rerun whose texts are all cached loads no model. It can run in a child process
+of the worker (``teacher_process``, ``kalm_data.embed.teacher_process``; curate's default in one
+in-process worker), so the worker never imports torch. With ``release`` (curate sets it on
+Beam's local runner, which hands each worker one bundle per stage), a worker drops its teacher
+when its bundle ends (a child exits, and everything encoding held goes back to the OS), so the
+stages after embedding (mining, writing) run without it. A later bundle loads it again.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CHUNK = 1024  # texts per cache file
 class EmbedGroupFn(beam.DoFn):
     """(group, [(key, text), ...]) -> every text's vector in the cache, and one ``Tally`` of
     texts found in the cache, encoded and truncated. The teacher is loaded when first needed
+    (in a child process with ``teacher_process``: ``kalm_data.embed.teacher_process``)
     and, with ``release``, dropped at the end of each bundle."""
 
     def __init__(
@@ -47,9 +49,11 @@ class EmbedGroupFn(beam.DoFn):
         fingerprint: str,
         progress: str | None = None,
         release: bool = False,
+        teacher_process: bool = False,
     ):
         self.progress = progress
         self.release = release
+        self.teacher_process = teacher_process
         self.cfg_json = cfg.model_dump_json()
         self.teacher_name = teacher
         self.fingerprint = fingerprint
@@ -65,12 +69,19 @@ class EmbedGroupFn(beam.DoFn):
     def teacher(self):
         if self._teacher is None:
             from kalm_data.embed.teacher import Teacher
+            from kalm_data.embed.teacher_process import TeacherProcess
 
             cfg = self.cfg
-            self._teacher = Teacher(
+            kind = TeacherProcess if self.teacher_process else Teacher
+            self._teacher = kind(
                 self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision
             )
         return self._teacher
+
+    def _drop_teacher(self) -> None:
+        teacher, self._teacher = self._teacher, None
+        if hasattr(teacher, "close"):  # a TeacherProcess: its child exits
+            teacher.close()
 
     def process(self, item):
         group, pairs = item
@@ -112,10 +123,14 @@ class EmbedGroupFn(beam.DoFn):
 
             from kalm_data.harness.memory import release_free_memory
 
-            self._teacher = None
+            self._drop_teacher()
             gc.collect()
             release_free_memory()
             log.info("embed: bundle done, teacher released")
+
+    def teardown(self):
+        if self._teacher is not None:
+            self._drop_teacher()
 
 
 class _CountPlanned(beam.DoFn):
@@ -137,7 +152,8 @@ class EmbedTexts(beam.PTransform):
     cache, and a ``Tally`` per group: the collection to wait on before reading the cache.
 
     The unique texts are counted before any is encoded (a ``Distinct`` ends that step), so the
-    progress display can estimate the time left. ``release``: see ``EmbedGroupFn``."""
+    progress display can estimate the time left. ``release`` and ``teacher_process``: see
+    ``EmbedGroupFn``."""
 
     def __init__(
         self,
@@ -146,9 +162,10 @@ class EmbedTexts(beam.PTransform):
         fingerprint: str,
         progress: str | None = None,
         release: bool = False,
+        teacher_process: bool = False,
     ):
         super().__init__()
-        self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress, release)
+        self.fn = EmbedGroupFn(cfg, teacher, fingerprint, progress, release, teacher_process)
         self.ranges = cfg.embed_ranges
         self.progress = progress
 

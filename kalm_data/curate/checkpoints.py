@@ -43,7 +43,7 @@ MINED_SETTINGS = (
 #: never the checkpointed records. (The embedding cache shares vectors across these too.)
 NOT_CHECKPOINTED = (
     *("output", "cache_dir", "checkpoints", "rows_per_shard", "decontam_shards"),
-    *("batch_size", "torch_threads", "embed_ranges", "mine_blocks"),
+    *("batch_size", "torch_threads", "teacher_process", "embed_ranges", "mine_blocks"),
 )
 PAIRS_COLLECTIONS = ("examples", "reports", "read")
 MINED_COLLECTIONS = ("kept", "reports")

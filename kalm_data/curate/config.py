@@ -144,6 +144,14 @@ class CurateConfig(BaseModel):
         description="threads per teacher process; 1 gives the same bits on every runner and "
         "worker layout (parallelism comes from workers); 0 = torch's default",
     )
+    teacher_process: bool | None = Field(
+        default=None,
+        description="encode in a child process of each worker, started for the embedding "
+        "stage and stopped when it ends, so what encoding held (torch, the model, the heap it "
+        "grew) is not under mining and writing; the same bits either way. None: only when the "
+        "run has one in-process worker (--direct_running_mode=in_memory), where it lowers the "
+        "peak; worker processes free it when they end anyway",
+    )
     embed_ranges: int = Field(
         default=16,
         gt=0,

@@ -163,8 +163,9 @@ def _mine(p, records, cfg: CurateConfig, teacher: str, fingerprint: str, staging
         examples | "ExampleTexts" >> beam.FlatMap(example_texts),
         corpus_texts,
     ) | "AllTexts" >> beam.Flatten()
+    child = cfg.teacher_process if cfg.teacher_process is not None else in_process_worker(p)
     embedded = keyed_texts | "Embed" >> EmbedTexts(
-        cfg, teacher, fingerprint, staging, release=on_local_runner(p)
+        cfg, teacher, fingerprint, staging, release=on_local_runner(p), teacher_process=child
     )
     mine = MineBlocks if cfg.mine_blocks > 1 else MineTasks
     kept, filtered = (examples, corpus_texts, embedded) | "Mine" >> mine(
@@ -180,6 +181,17 @@ def on_local_runner(p: beam.Pipeline) -> bool:
     teacher once its embedding bundle ends (``EmbedGroupFn``), where a runner of many small
     bundles (Dataflow, Dask) would reload it for each."""
     return type(p.runner).__name__ in ("FnApiRunner", "SwitchingDirectRunner")
+
+
+def in_process_worker(p: beam.Pipeline) -> bool:
+    """Whether ``p`` runs on Beam's local runner in one in-process worker (one
+    ``--direct_num_workers``, ``--direct_running_mode=in_memory``): where encoding in a child
+    process keeps the teacher's memory out from under mining and writing (``teacher_process``)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    options = p.options.view_as(DirectOptions)
+    one = options.direct_num_workers == 1 and options.direct_running_mode == "in_memory"
+    return on_local_runner(p) and one
 
 
 def _summed(mined: dict) -> dict:
