@@ -80,8 +80,7 @@ class EmbedGroupFn(beam.DoFn):
 
     def _drop_teacher(self) -> None:
         teacher, self._teacher = self._teacher, None
-        if hasattr(teacher, "close"):  # a TeacherProcess: its child exits
-            teacher.close()
+        teacher.close()  # a TeacherProcess's child exits
 
     def process(self, item):
         group, pairs = item

@@ -142,6 +142,9 @@ class Teacher:
             self.token_budget,
         )
 
+    def close(self) -> None:
+        """Nothing to stop in process (``TeacherProcess.close`` stops its child)."""
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised."""
         return self.encode_counting(texts)[0]

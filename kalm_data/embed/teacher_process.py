@@ -10,7 +10,7 @@ Contract: ``TeacherProcess(name, batch_size, threads, precision)`` has ``Teacher
 ``dim``. The child (``python -m kalm_data.embed.teacher_process``, never a fork of the worker)
 starts with the first call and stops on ``close()``, or on its own within a second of its
 parent's exit (killed or not); it ignores Ctrl-C, which is the parent's to handle. Messages
-are length-prefixed pickles on the child's stdin and stdout; the child's logging and any
+are pickles on the child's stdin and stdout; the child's logging and any
 stray prints go to its stderr, which is the parent's. A child that dies or fails raises
 ``TeacherProcessError`` naming its exit code or its error; the next call starts a new child.
 """
@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import pickle
-import struct
 import subprocess
 import sys
 from typing import IO, Any
@@ -30,30 +29,23 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct(">Q")
-
 
 class TeacherProcessError(RuntimeError):
     """The teacher's child process failed or exited."""
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
+    pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)
     stream.flush()
 
 
 def _receive(stream: IO[bytes]) -> Any:
-    """The next message, or EOFError when the other side has closed the pipe."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise EOFError
-    size = _HEADER.unpack(header)[0]
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)
+    """The next message (a pickle is self-delimiting), or EOFError when the other side has
+    closed the pipe, also in the middle of a message."""
+    try:
+        return pickle.load(stream)
+    except pickle.UnpicklingError as e:  # truncated: the writer died while writing
+        raise EOFError from e
 
 
 class TeacherProcess:
