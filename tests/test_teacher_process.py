@@ -62,3 +62,17 @@ def test_a_model_the_child_cannot_load_is_an_error_with_the_childs_reason(tmp_pa
     with pytest.raises(TeacherProcessError, match="failed to load the teacher: .+"):
         child.encode_counting(["a text"])
     assert child._child is None
+
+
+def test_an_interrupted_run_stops_the_teacher_child_at_once(texts):
+    """Ctrl-C's clean-up (``kalm_data.beam.runner._stop``) ends a teacher child this process
+    started during the run, rather than leaving it to notice its parent's exit."""
+    from kalm_data.beam.runner import _children, _stop
+
+    before = set(_children())
+    child = TeacherProcess(default_teacher(), 32, 0, "fp32")
+    child.encode_counting(texts[:3])
+    process = child._child
+    _stop(None, before)
+    assert process.wait(timeout=30) == -signal.SIGTERM  # a hang guard: alive, it would wait
+    child.close()  # reaped already: returns at once

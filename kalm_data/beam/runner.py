@@ -7,7 +7,8 @@ when that wait ends (minutes later, for a bucket of texts to embed), so Ctrl-C l
 Contract: ``run_interruptibly(pipeline)`` runs and waits for ``pipeline`` in a helper thread
 while the main thread wakes every 0.2 s, so a SIGINT raises ``KeyboardInterrupt`` promptly.
 It then cancels the job where the runner can (Dataflow, Dask), terminates the SDK worker
-processes this run started (the DirectRunner's ``multi_processing`` workers) and re-raises.
+processes this run started (the DirectRunner's ``multi_processing`` workers and any teacher
+child process, ``WORKER_MARKS``) and re-raises.
 Whatever the pipeline's transforms finished before (cache files, staged parts) stays on disk.
 A pipeline error is re-raised as is.
 """
@@ -22,7 +23,11 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-WORKER_MARK = "sdk_worker_main"
+#: Command-line marks of the processes a run starts and ``_stop`` ends: the DirectRunner's SDK
+#: workers, and the teacher's child process (``kalm_data.embed.teacher_process``, started by an
+#: in-process worker or by each SDK worker); without it a teacher child would outlive Ctrl-C
+#: until its parent-watch noticed (up to a second, or longer in a long batch).
+WORKER_MARKS = ("sdk_worker_main", "kalm_data.embed.teacher_process")
 
 
 def _children() -> dict[int, str]:
@@ -71,7 +76,11 @@ def _stop(result, before: set[int]) -> None:
         except Exception as e:  # noqa: BLE001 - not every runner can cancel; stopping anyway
             log.debug("cancel: %s", e)
     _quiet_worker_threads()
-    workers = [pid for pid, cmd in _children().items() if pid not in before and WORKER_MARK in cmd]
+    workers = [
+        pid
+        for pid, cmd in _children().items()
+        if pid not in before and any(mark in cmd for mark in WORKER_MARKS)
+    ]
     for pid in workers:
         try:
             os.kill(pid, signal.SIGTERM)
