@@ -58,10 +58,9 @@ def ours(teacher, texts: list[str]) -> tuple:
     return np.concatenate(parts), truncated
 
 
-def st(teacher, texts: list[str]):
-    return teacher.model.encode(
-        texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True
-    )
+def st(model, texts: list[str]):
+    """``SentenceTransformer.encode`` as ``mine_hard_negatives`` calls it."""
+    return model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
 
 
 def timed(fn):
@@ -73,15 +72,17 @@ def timed(fn):
 def encoder(args: argparse.Namespace, texts: list[str]) -> None:
     import numpy as np
     import torch
+    from sentence_transformers import SentenceTransformer
 
     from kalm_data.embed.teacher import Teacher, default_teacher
 
     torch.set_num_threads(args.threads)
     teacher = Teacher(default_teacher(), threads=args.threads)
+    model = SentenceTransformer(default_teacher(), device="cpu")
     print(f"texts: {len(texts)}, torch threads: {args.threads}, budget {teacher.token_budget}")
     ratios, diff = [], 0.0
     for rep in range(args.repeats):
-        ref, st_wall, st_cpu = timed(lambda: st(teacher, texts))
+        ref, st_wall, st_cpu = timed(lambda: st(model, texts))
         (vecs, truncated), our_wall, our_cpu = timed(lambda: ours(teacher, texts))
         diff = max(diff, float(np.abs(vecs - ref).max()))
         ratios.append(our_wall / st_wall)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -217,7 +218,8 @@ def test_malformed_rows_are_all_accounted_for(tmp_path):
 @pytest.mark.slow
 def test_same_rows_with_one_and_two_worker_processes(tmp_path):
     """DirectRunner in process, the teacher in that process too, vs two worker processes, each
-    with its teacher in a child process: identical rows, each from a cold cache."""
+    with its teacher in a child process, vs ``--low-memory``: identical rows, each from a cold
+    cache."""
     args = ["curate", "--output"]
     assert (
         main(
@@ -251,6 +253,23 @@ def test_same_rows_with_one_and_two_worker_processes(tmp_path):
     )
     assert read_data(tmp_path / "one") == read_data(tmp_path / "two")
     assert manifest(tmp_path / "two")["counts"]["balanced"]
+    # --low-memory: one in-process worker, its teacher in a child on every core; same rows
+    low = ["--output", str(tmp_path / "low"), "--cache-dir", str(tmp_path / "c3")]
+    assert main(["curate", *low, "--low-memory"]) == 0
+    low_rows, one_rows = read_data(tmp_path / "low"), read_data(tmp_path / "one")
+    # the same rows; scores to float rounding (2 torch threads sum in another order than 1)
+    scores = ("positive_scores", "negative_scores")
+    strip = [
+        [{k: v for k, v in r.items() if k not in scores} for r in rs] for rs in (low_rows, one_rows)
+    ]
+    assert strip[0] == strip[1]
+    for a, b in zip(low_rows, one_rows, strict=True):
+        for k in scores:
+            np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-6)
+    log = next((tmp_path / "low" / "logs").glob("curate-*.log")).read_text()
+    assert "one in-process worker: --low-memory" in log
+    assert "--direct_num_workers=1 --direct_running_mode=in_memory" in log
+    assert "teacher process" in log and "started" in log
 
 
 @pytest.mark.slow

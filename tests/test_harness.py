@@ -43,3 +43,20 @@ def test_light_work_runs_in_one_in_process_worker_unless_told_otherwise():
     assert default_beam_args(given, light=True) == [*given, f"--runner={LOCAL_RUNNER}"]
     dask = ["--runner", DASK_RUNNER]
     assert default_beam_args(dask, light=True) == dask
+
+
+def test_low_memory_takes_every_core_unless_threads_are_given_and_refuses_contradictions():
+    import pytest
+
+    from kalm_data.curate.config import load_config
+    from kalm_data.curate.pipeline import low_memory_config
+    from kalm_data.errors import UsageError
+
+    cfg = load_config(None, {"output": "out", "low_memory": True})
+    assert cfg.torch_threads == 1 and low_memory_config(cfg, []).torch_threads == 0
+    given = load_config(None, {"output": "out", "low_memory": True, "torch_threads": 1})
+    assert low_memory_config(given, ["--runner=DirectRunner"]).torch_threads == 1
+    with pytest.raises(UsageError, match="drop --direct_num_workers"):
+        low_memory_config(cfg, ["--direct_num_workers=2"])
+    with pytest.raises(UsageError, match="not of --runner DataflowRunner"):
+        low_memory_config(cfg, ["--runner", "DataflowRunner"])

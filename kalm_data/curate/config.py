@@ -144,6 +144,14 @@ class CurateConfig(BaseModel):
         description="threads per teacher process; 1 gives the same bits on every runner and "
         "worker layout (parallelism comes from workers); 0 = torch's default",
     )
+    low_memory: bool = Field(
+        default=False,
+        description="on Beam's local runner: one in-process worker whose teacher encodes on "
+        "every core (torch's thread count unless --torch-threads is given) in a child process; "
+        "the least memory in all (20,000 pairs: below mine_hard_negatives' peak) for about a "
+        "tenth more time than the default worker processes; the same rows (scores equal to float "
+        "rounding: threads sum in another order)",
+    )
     teacher_process: bool | None = Field(
         default=None,
         description="encode in a child process of each worker, started for the embedding "

@@ -194,6 +194,27 @@ def in_process_worker(p: beam.Pipeline) -> bool:
     return on_local_runner(p) and one
 
 
+def low_memory_config(cfg: CurateConfig, beam_args: list[str]) -> CurateConfig:
+    """``cfg`` for ``--low-memory``: its teacher on torch's thread count (every core) unless
+    ``torch_threads`` was given; the one in-process worker comes from the harness (``light``).
+    ``UsageError`` on another runner or with ``--direct_*`` options, which it would contradict."""
+    from kalm_data.errors import UsageError
+    from kalm_data.harness.run import LOCAL_RUNNER, beam_option
+
+    runner = beam_option(beam_args, "--runner")
+    if runner is not None and runner.lower() not in ("directrunner", LOCAL_RUNNER.lower()):
+        raise UsageError(
+            f"--low-memory chooses the layout of Beam's local runner, not of --runner {runner} "
+            "(size that runner's workers instead)"
+        )
+    given = [a.split("=", 1)[0] for a in beam_args if a.startswith("--direct_")]
+    if given:
+        raise UsageError(f"--low-memory chooses the worker layout itself: drop {', '.join(given)}")
+    if "torch_threads" in cfg.model_fields_set:
+        return cfg
+    return cfg.model_copy(update={"torch_threads": 0})
+
+
 def _summed(mined: dict) -> dict:
     """``mined`` with its tallies summed into one (what the checkpoint stores)."""
     return {"kept": mined["kept"], "reports": mined["reports"] | "SumMined" >> SumTallies()}
@@ -288,6 +309,8 @@ def run(
     if not cfg.output:
         raise UsageError("curate needs an output folder (--output DIR)")
     teacher = cfg.teacher or default_teacher()
+    if cfg.low_memory:
+        cfg = low_memory_config(cfg, beam_args or [])
     inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     _check_cache_shared(cfg.cache_dir, beam_args or [])
@@ -315,7 +338,7 @@ def run(
         kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir}"
         + (f" and finished stages in {checkpoint_root(cfg.output)}" if plan else "")
         + ", and reused",
-        light="every text's vector is cached" if cached else "",
+        light="every text's vector is cached" if cached else "--low-memory" * cfg.low_memory,
     )
     manifest = execute(job, beam_args, test_pipeline, overwrite, verbose)
     if used and manifest["counts"]["balanced"]:

@@ -1,4 +1,8 @@
-"""The teacher embedder (sentence-transformers), loaded once per worker.
+"""The teacher embedder (a sentence-transformers model), loaded once per worker.
+
+A plain Transformer -> Pooling -> Normalize model runs on transformers alone
+(``kalm_data.embed.lean_model``: the same bits, ~140 MB less per process); any other module
+stack is loaded with sentence-transformers.
 
 Contract: ``Teacher.encode(texts)`` returns L2-normalised float32 rows in the order of ``texts``,
 equal to ``SentenceTransformer.encode(texts, normalize_embeddings=True)`` up to float noise (~1e-6);
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kalm_data.embed.batching import budget_batches, pad
+from kalm_data.embed.lean_model import LeanModel, load_lean
 from kalm_data.harness.memory import release_free_memory
 
 log = logging.getLogger(__name__)
@@ -107,7 +112,10 @@ class Teacher:
     """A sentence-transformers model on CPU (or CUDA when available).
 
     ``token_budget`` bounds batch x longest of every forward batch (default: ``batch_size``
-    texts of the longest length, ``batch_size * max_seq_length``).
+    texts of the longest length, ``batch_size * max_seq_length``). ``lean`` runs a plain
+    Transformer -> Pooling -> Normalize model with transformers alone (the same bits, without
+    importing sentence-transformers: ``kalm_data.embed.lean_model``); ``False`` always loads it
+    with sentence-transformers.
     """
 
     def __init__(
@@ -117,26 +125,26 @@ class Teacher:
         threads: int = 0,
         precision: str = "fp32",
         token_budget: int | None = None,
+        lean: bool = True,
     ):
         import torch
-        from sentence_transformers import SentenceTransformer
 
         if threads > 0:
             torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-        self.model = SentenceTransformer(name_or_path, device=device, model_kwargs={"dtype": dtype})
-        self.model.eval()
+        self.model = load_model(name_or_path, device, dtype, lean)
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length)
         self.token_budget = token_budget or batch_size * self.max_tokens
-        self.dim = int(self.model.get_embedding_dimension())
+        self.dim = self.model.dim
         self._tokenizer = self.model.tokenizer
         self._backend = _truncating_backend(self._tokenizer, self.max_tokens)
         log.info(
-            "teacher %s on %s (max %d tokens, %d-d, %d tokens a batch)",
+            "teacher %s on %s (%s, max %d tokens, %d-d, %d tokens a batch)",
             name_or_path,
             device,
+            "transformers" if isinstance(self.model, LeanModel) else "sentence-transformers",
             self.max_tokens,
             self.dim,
             self.token_budget,
@@ -192,7 +200,7 @@ class Teacher:
             for name in rows[0]
         }
         with torch.inference_mode():
-            out = self.model(features)["sentence_embedding"]  # (batch, dim)
+            out = self.model.embed(features)  # (batch, dim)
         vectors = out.float().cpu().numpy()
         if self.model.device.type == "cpu":  # the batch's activations, back to the OS
             del out, features
@@ -209,6 +217,30 @@ class Teacher:
     def too_long(self, text: str) -> bool:
         """True when ``text`` exceeds the teacher's max tokens."""
         return self.count_tokens([text])[0] > self.max_tokens
+
+
+class _SentenceTransformerModel:
+    """A ``SentenceTransformer`` behind ``LeanModel``'s interface (any module stack)."""
+
+    def __init__(self, name: str, device: str, dtype):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(name, device=device, model_kwargs={"dtype": dtype})
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self.device = self.model.device
+        self.max_seq_length = int(self.model.max_seq_length)
+        self.dim = int(self.model.get_embedding_dimension())
+
+    def embed(self, features: dict):
+        return self.model(features)["sentence_embedding"]
+
+
+def load_model(name: str, device: str, dtype, lean: bool = True):
+    """``LeanModel`` when ``lean`` and the model allows it, else sentence-transformers."""
+    return (lean and load_lean(name, device, dtype)) or _SentenceTransformerModel(
+        name, device, dtype
+    )
 
 
 def _truncating_backend(tokenizer, max_tokens: int):

@@ -44,8 +44,9 @@ class Job:
     #: More sections computed from the staged output after the run (``report(staging)``).
     report: Callable[[str], dict] | None = None
     kept_on_interrupt: str = ""  # what an interrupted run keeps, for its message
-    #: Why the work left is light, e.g. "every text's vector is cached" ("": it is not): on a
-    #: local runner with no ``--direct_*`` option it runs in one in-process worker.
+    #: Why the run takes one in-process worker, e.g. "every text's vector is cached" (light
+    #: work) or "--low-memory" ("": the default layout): on a local runner with no
+    #: ``--direct_*`` option it runs in one.
     light: str = ""
 
 
@@ -243,7 +244,7 @@ def execute(
         with quiet_console(log_path, verbose) as console:
             args = default_beam_args(beam_args or [], bool(job.light))
             if job.light:
-                log.info("light work: %s", job.light)
+                log.info("one in-process worker: %s", job.light)
             log.info("runner: %s", " ".join(a for a in args if a.startswith(_LAYOUT_FLAGS)))
             if beam_option(args, "--direct_running_mode") == "multi_threading":
                 limit_malloc_arenas()  # worker threads share this process's heap
