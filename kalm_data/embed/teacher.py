@@ -1,8 +1,8 @@
 """The teacher embedder (a sentence-transformers model), loaded once per worker.
 
 A plain Transformer -> Pooling -> Normalize model runs on transformers alone
-(``kalm_data.embed.lean_model``: the same bits, ~140 MB less per process); any other module
-stack is loaded with sentence-transformers.
+(``kalm_data.embed.lean_model``: the same bits, ~140 MB less per process once loaded); any other
+module stack is loaded with sentence-transformers.
 
 Contract: ``Teacher.encode(texts)`` returns L2-normalised float32 rows in the order of ``texts``,
 equal to ``SentenceTransformer.encode(texts, normalize_embeddings=True)`` up to float noise (~1e-6);
