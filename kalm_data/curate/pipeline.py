@@ -199,10 +199,10 @@ def low_memory_config(cfg: CurateConfig, beam_args: list[str]) -> CurateConfig:
     ``torch_threads`` was given; the one in-process worker comes from the harness (``light``).
     ``UsageError`` on another runner or with ``--direct_*`` options, which it would contradict."""
     from kalm_data.errors import UsageError
-    from kalm_data.harness.run import LOCAL_RUNNER, beam_option
+    from kalm_data.harness.run import beam_option, is_local_runner
 
     runner = beam_option(beam_args, "--runner")
-    if runner is not None and runner.lower() not in ("directrunner", LOCAL_RUNNER.lower()):
+    if not is_local_runner(runner):
         raise UsageError(
             f"--low-memory chooses the layout of Beam's local runner, not of --runner {runner} "
             "(size that runner's workers instead)"
@@ -338,7 +338,9 @@ def run(
         kept_on_interrupt=f"; finished embeddings are kept in {cfg.cache_dir}"
         + (f" and finished stages in {checkpoint_root(cfg.output)}" if plan else "")
         + ", and reused",
-        light="every text's vector is cached" if cached else "--low-memory" * cfg.low_memory,
+        light="every text's vector is cached"
+        if cached
+        else ("--low-memory" if cfg.low_memory else ""),
     )
     manifest = execute(job, beam_args, test_pipeline, overwrite, verbose)
     if used and manifest["counts"]["balanced"]:

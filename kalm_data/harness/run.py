@@ -131,6 +131,11 @@ def _with_runner(args: list[str], resolve: Callable[[str | None], str | None]) -
     return out
 
 
+def is_local_runner(runner: str | None) -> bool:
+    """Whether ``runner`` (a ``--runner`` value; None: not given) is Beam's local runner."""
+    return runner is None or runner.lower() in ("directrunner", LOCAL_RUNNER.lower())
+
+
 def default_beam_args(beam_args: list[str], light: bool = False) -> list[str]:
     """Beam options with our defaults added: with no ``--runner``, Beam's local FnApiRunner
     (``LOCAL_RUNNER``); on a local runner with no ``--direct_*`` option, one worker process
@@ -145,7 +150,7 @@ def default_beam_args(beam_args: list[str], light: bool = False) -> list[str]:
     runner = beam_option(args, "--runner")
     if runner is None:
         args.append(f"--runner={LOCAL_RUNNER}")
-    local = runner is None or runner.lower() in ("directrunner", LOCAL_RUNNER.lower())
+    local = is_local_runner(runner)
     workers = os.cpu_count() or 1
     if local and not any(a.startswith("--direct_") for a in args):
         if light:
