@@ -8,8 +8,9 @@ and runs ``kalm-data curate`` on it with an empty embedding cache and no checkpo
 peer is Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner`` as Beam ships it (the
 benchmark switches off ``kalm-data``'s replacement of it for that arm); ours is
 ``kalm_data.beam.dask_runner.DaskRunner``, which computes each side input once. Prints, per
-arm, the wall time, the texts encoded and found in the cache, and whether the data and
-rejected rows are identical; then the ratio of wall times (> 1: ours is faster).
+arm, the wall time, the texts encoded and found in the cache, how many times a worker loaded
+the teacher (its workers' ``kalm_data`` log, written to a file in the arm's folder), and whether
+the data and rejected rows are identical; then the ratio of wall times (> 1: ours is faster).
 """
 
 from __future__ import annotations
@@ -35,8 +36,25 @@ def rows_of(folder: Path) -> list:
     ]
 
 
+def log_to(path: str) -> None:
+    """On a Dask worker: ``kalm_data``'s INFO records appended to ``path``."""
+    import logging
+
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(process)d %(name)s %(message)s"))
+    logger = logging.getLogger("kalm_data")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def teacher_loads(log: Path) -> int:
+    """Teachers loaded, by the line ``kalm_data.embed.teacher.Teacher`` logs once loaded."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return sum(" kalm_data.embed.teacher teacher " in line for line in lines)
+
+
 def run_arm(runner: str, src: Path, work: Path) -> dict:
-    from dask.distributed import LocalCluster
+    from dask.distributed import Client, LocalCluster
 
     from kalm_data.cli import main
     from kalm_data.harness import run as harness
@@ -44,10 +62,13 @@ def run_arm(runner: str, src: Path, work: Path) -> dict:
     resolve = harness.resolve_runner
     if runner == BEAMS:
         harness.resolve_runner = lambda r: r  # the peer: Beam's runner as shipped
-    out = work / "out"
+    work.mkdir(parents=True, exist_ok=True)
+    out, log = work / "out", work / "workers.log"
     args = ["curate", "--input", str(src), "--output", str(out), "--cache-dir", str(work / "c")]
     try:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+            with Client(cluster) as client:
+                client.run(log_to, str(log))
             flags = ["--runner", runner, "--dask_client_address", cluster.scheduler_address]
             started = time.monotonic()
             code = main([*args, "--no-checkpoints", *flags])
@@ -55,7 +76,13 @@ def run_arm(runner: str, src: Path, work: Path) -> dict:
     finally:
         harness.resolve_runner = resolve
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"code": code, "seconds": seconds, "mining": manifest["mining"], "rows": rows_of(out)}
+    return {
+        "code": code,
+        "seconds": seconds,
+        "mining": manifest["mining"],
+        "rows": rows_of(out),
+        "loads": teacher_loads(log),
+    }
 
 
 def main() -> None:
@@ -75,11 +102,11 @@ def main() -> None:
     arms = {"beam": BEAMS, "ours": "kalm_data.beam.dask_runner.DaskRunner"}
     results = {name: run_arm(runner, src, work / name) for name, runner in arms.items()}
     print(f"\n{args.limit} pairs, 2-worker LocalCluster, cold cache")
-    print(f"{'runner':<8}{'wall s':>9}{'encoded':>10}{'from cache':>12}")
+    print(f"{'runner':<8}{'wall s':>9}{'encoded':>10}{'from cache':>12}{'teacher loads':>15}")
     for name, r in results.items():
         m = r["mining"]
         encoded, cached = m.get("texts_encoded", 0), m.get("texts_from_cache", 0)
-        print(f"{name:<8}{r['seconds']:>9.1f}{encoded:>10,}{cached:>12,}")
+        print(f"{name:<8}{r['seconds']:>9.1f}{encoded:>10,}{cached:>12,}{r['loads']:>15}")
     same = results["beam"]["rows"] == results["ours"]["rows"]
     print(f"identical data and rejected rows: {same}")
     print(f"beam / ours wall time: {results['beam']['seconds'] / results['ours']['seconds']:.2f}x")

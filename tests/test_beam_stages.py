@@ -158,6 +158,74 @@ def test_a_releasing_embed_worker_drops_its_teacher_after_each_bundle(teacher, t
     )
 
 
+def test_without_release_each_worker_thread_loads_the_teacher_once_for_all_its_bundles(tmp_path):
+    """Beam's Dask runner unpickles the ``DoFn`` and runs setup, the bundle and teardown for
+    every partition: the thread's teacher carries over to the next bundle's copy of the
+    ``DoFn`` (not loaded again), another thread loads its own, and every bundle writes the
+    teacher's vectors."""
+    import pickle
+    import threading
+
+    from kalm_data.beam.embed import EmbedGroupFn
+    from kalm_data.embed.buckets import group_key
+    from kalm_data.embed.thread_teacher import release_thread_teacher
+
+    teacher_name = default_teacher()
+    fp = teacher_fingerprint(teacher_name)
+    cfg = CurateConfig(cache_dir=str(tmp_path), embed_ranges=2)
+    shipped = pickle.dumps(EmbedGroupFn(cfg, teacher_name, fp, release=False))
+
+    def bundle(texts: list[str]):
+        fn = pickle.loads(shipped)  # a fresh copy per partition, as Dask runs it
+        fn.setup()
+        for t in texts:
+            list(fn.process((group_key(t, text_key(t), 2), [(text_key(t), t)])))
+        used = fn._teacher
+        fn.finish_bundle()
+        fn.teardown()
+        return used
+
+    try:
+        first, second = bundle(["first text"]), bundle(["second text", "third text"])
+        assert first is not None and second is first
+        elsewhere = []
+        worker = threading.Thread(target=lambda: elsewhere.append(bundle(["fourth text"])))
+        worker.start()
+        worker.join()
+        assert elsewhere[0] is not None and elsewhere[0] is not first
+    finally:
+        release_thread_teacher()
+    texts = ["first text", "second text", "third text", "fourth text"]
+    expected = {text_key(t): v for t, v in zip(texts, first.encode(texts), strict=True)}
+    found = EmbeddingCache(str(tmp_path), fp).vectors_of({text_key(t): t for t in texts})
+    _close(expected)(found.items())
+
+
+def test_a_thread_holds_one_teacher_and_closes_it_for_another():
+    from kalm_data.embed.thread_teacher import release_thread_teacher, teacher_for_thread
+
+    class Closing:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    made = []
+
+    def make():
+        made.append(Closing())
+        return made[-1]
+
+    a = teacher_for_thread("a", make)
+    assert teacher_for_thread("a", make) is a and len(made) == 1
+    b = teacher_for_thread("b", make)
+    assert a.closed and not b.closed and len(made) == 2
+    release_thread_teacher()
+    assert b.closed
+    assert teacher_for_thread("b", make) is not b and len(made) == 3
+    release_thread_teacher()
+
+
 def test_the_teacher_runs_in_a_child_process_by_default_only_in_one_in_process_worker():
     from apache_beam.options.pipeline_options import PipelineOptions
 

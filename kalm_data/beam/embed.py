@@ -17,6 +17,9 @@ in-process worker), so the worker never imports torch. With ``release`` (curate 
 Beam's local runner, which hands each worker one bundle per stage), a worker drops its teacher
 when its bundle ends (a child exits, and everything encoding held goes back to the OS), so the
 stages after embedding (mining, writing) run without it. A later bundle loads it again.
+Without it (Dask, Dataflow: many small bundles, and on Dask a ``setup``/``teardown`` around
+each), the worker thread holds the teacher (``kalm_data.embed.thread_teacher``): loaded once
+per thread, not once per bundle.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ class EmbedGroupFn(beam.DoFn):
     """(group, [(key, text), ...]) -> every text's vector in the cache, and one ``Tally`` of
     texts found in the cache, encoded and truncated. The teacher is loaded when first needed
     (in a child process with ``teacher_process``: ``kalm_data.embed.teacher_process``)
-    and, with ``release``, dropped at the end of each bundle."""
+    and, with ``release``, dropped at the end of each bundle; without it, kept by the worker
+    thread for its later bundles (``kalm_data.embed.thread_teacher``)."""
 
     def __init__(
         self,
@@ -70,17 +74,22 @@ class EmbedGroupFn(beam.DoFn):
         if self._teacher is None:
             from kalm_data.embed.teacher import Teacher
             from kalm_data.embed.teacher_process import TeacherProcess
+            from kalm_data.embed.thread_teacher import teacher_for_thread
 
             cfg = self.cfg
             kind = TeacherProcess if self.teacher_process else Teacher
-            self._teacher = kind(
-                self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision
-            )
+            args = (self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision)
+            if self.release:
+                self._teacher = kind(*args)
+            else:
+                self._teacher = teacher_for_thread((kind, *args), lambda: kind(*args))
         return self._teacher
 
     def _drop_teacher(self) -> None:
         teacher, self._teacher = self._teacher, None
-        teacher.close()  # a TeacherProcess's child exits
+        if self.release:
+            teacher.close()  # a TeacherProcess's child exits
+        # else the thread keeps it for its next bundle (kalm_data.embed.thread_teacher)
 
     def process(self, item):
         group, pairs = item
