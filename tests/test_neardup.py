@@ -177,3 +177,21 @@ def test_one_and_two_workers_give_identical_output(tmp_path):
     one = run_neardup(pairs, tmp_path / "one", workers=1)
     two = run_neardup(pairs, tmp_path / "two", workers=2)
     assert one == two
+
+
+def test_buckets_of_other_bands_holding_the_same_pairs_are_verified_once():
+    """LSH bands whose buckets hold the same ids get one key (so a pair's signatures and
+    shingles travel once per distinct set of candidates); other sets and tasks keep their own."""
+    from kalm_data.beam.neardup import _shared
+
+    def keys(bucket):
+        return dict(_shared(bucket))
+
+    one = keys((("t", 0, 11), ["b", "a"]))
+    again = keys((("t", 5, 99), ["a", "b", "a"]))
+    assert one == again and set(one) == {("t", "a"), ("t", "b")}
+    assert len(set(one.values())) == 1
+    other = keys((("t", 0, 12), ["a", "c"]))
+    assert other[("t", "a")] != one[("t", "a")]
+    assert keys((("u", 0, 11), ["a", "b"]))[("u", "a")] != one[("t", "a")]
+    assert keys((("t", 1, 7), ["a"])) == {}
