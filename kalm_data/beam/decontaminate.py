@@ -9,6 +9,8 @@ A text's keys are its normalised-text key and its word n-gram hashes; each key b
 (about 1/``shards`` of them), never the whole set: raise ``shards`` for a large evaluation set.
 Texts are keyed in batches (``core.KeyBatch``): one shuffled element per batch and shard.
 Decisions depend only on keys, so the output is the same on every runner and worker layout.
+With ``embed``, the teacher-cosine matches of ``kalm_data.beam.decontaminate_embed`` join the
+key matches before the decision (one decision per pair, whatever matched).
 Rows are counted like ``ApplyStage`` does, in a ``Tally``
 (``decontaminate.in/.out/.rejected.<reason>``, plus ``decontaminate.negatives_removed``) and
 shown in the progress display.
@@ -85,7 +87,9 @@ class _DecideFn(beam.DoFn):
 
 class Decontaminate(beam.PTransform):
     """InputPairs -> (kept InputPairs, ``RejectedRecord``s of reason ``contaminated``) against
-    the evaluation sets ``eval_sets`` (``kalm_data.readers.evalsets``)."""
+    the evaluation sets ``eval_sets`` (``kalm_data.readers.evalsets``). With ``embed``
+    (``kalm_data.beam.decontaminate_embed.EmbedCheck``), texts whose teacher vectors are close
+    to an evaluation text's match too."""
 
     def __init__(
         self,
@@ -93,19 +97,23 @@ class Decontaminate(beam.PTransform):
         ngram: int = 13,
         shards: int = 16,
         progress: str | None = None,
+        embed=None,
     ):
         super().__init__(label=core.NAME)
         self.eval_sets, self.ngram, self.shards = list(eval_sets), ngram, shards
-        self.progress = progress
+        self.progress, self.embed = progress, embed
 
     def expand(self, pairs):
         from kalm_data.readers.evalsets import read_eval_texts
 
-        eval_keys = (
+        eval_texts = (
             pairs.pipeline
             | "EvalSets" >> beam.Create(self.eval_sets)
             | "ReadEvalSets" >> beam.FlatMap(read_eval_texts)
             | "SpreadEval" >> beam.Reshuffle()
+        )
+        eval_keys = (
+            eval_texts
             | "BatchEval" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
             | "EvalKeys" >> beam.FlatMap(_eval_batches, self.ngram, self.shards)
         )
@@ -119,6 +127,13 @@ class Decontaminate(beam.PTransform):
             | "JoinShards" >> beam.CoGroupByKey()
             | "Probe" >> beam.FlatMap(_probe)
         )
+        if self.embed is not None:
+            from kalm_data.beam.decontaminate_embed import EmbeddingMatches
+
+            close = (pairs, eval_texts) | "Embedding" >> EmbeddingMatches(
+                self.embed, self.shards, self.progress
+            )
+            matches = (matches, close) | "AllMatches" >> beam.Flatten()
         by_id = pairs | "ById" >> beam.Map(lambda p: ((p.task, p.id), p))
         return (
             {"pair": by_id, "match": matches}

@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 #: re-runs that stage and every stage after it: "mined"'s key holds "pairs"'s.
 #: "pairs" (read, validate, dedup, decontamination, near-duplicates, merge by query) also holds
 #: the evaluation sets' file sizes and times, and the teacher's fingerprint when
-#: ``overlong="reject"`` (validation then measures texts with its tokenizer).
+#: ``overlong="reject"`` (validation then measures texts with its tokenizer) or
+#: ``decontam_embed_threshold`` is set (decontamination compares its vectors).
 PAIRS_SETTINGS = (
     *("inputs", "max_chars", "overlong", "show_paths", "paths_root"),
-    *("decontaminate", "decontam_ngram"),
+    *("decontaminate", "decontam_ngram", "decontam_embed_threshold"),
     *("near_dup", "near_dup_threshold", "near_dup_shingle", "near_dup_num_perm", "near_dup_bands"),
 )
 #: "mined" (corpus, embedding, search, negatives, filter) also holds the corpus fingerprints and
@@ -65,6 +66,7 @@ def checkpoint_plan(
             "inputs_read": inputs[:n],
             "eval_sets": [[eval_set_name(x), files_signature(x)] for x in cfg.decontaminate],
             "validate_teacher": fingerprint if cfg.overlong == "reject" else None,
+            "decontam_teacher": fingerprint if cfg.decontam_embed_threshold else None,
             **{k: settings[k] for k in PAIRS_SETTINGS},
         }
     )

@@ -117,6 +117,14 @@ class CurateConfig(BaseModel):
     decontam_ngram: int = Field(
         default=13, gt=0, description="words per n-gram shared with an evaluation text"
     )
+    decontam_embed_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="also reject pairs whose query or positive has a teacher cosine >= this to "
+        "an evaluation text (paraphrases, translations: what shares no n-gram); the training "
+        "and evaluation texts are embedded into the cache first. None: off",
+    )
     decontam_shards: int = Field(
         default=16,
         gt=0,
@@ -188,6 +196,15 @@ class CurateConfig(BaseModel):
             raise ValueError(
                 f"near_dup_bands ({self.near_dup_bands}) must be at most "
                 f"near_dup_num_perm ({self.near_dup_num_perm})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_embed_threshold(self) -> CurateConfig:
+        if self.decontam_embed_threshold is not None and not self.decontaminate:
+            raise ValueError(
+                "decontam_embed_threshold compares pairs with evaluation sets: give them with "
+                "decontaminate (--decontaminate PATH_OR_ID ...)"
             )
         return self
 

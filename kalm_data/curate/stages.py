@@ -24,15 +24,25 @@ def recorded_names(cfg: CurateConfig) -> dict[str, str]:
     return input_names(paths, cfg.paths_root, cfg.show_paths)
 
 
-def quality_steps(cfg: CurateConfig, progress: str | None = None) -> list:
-    """The decontamination and near-duplicate transforms ``cfg`` asks for, in order."""
+def quality_steps(
+    cfg: CurateConfig, progress: str | None = None, teacher: str | None = None
+) -> list:
+    """The decontamination and near-duplicate transforms ``cfg`` asks for, in order.
+    ``teacher`` (default: ``cfg.teacher``, else the default teacher) embeds for
+    ``decontam_embed_threshold``."""
     from kalm_data.beam.decontaminate import Decontaminate
     from kalm_data.beam.neardup import NearDuplicates
 
     steps = []
     if cfg.decontaminate:  # first: a contaminated pair is reported as such, not as a duplicate
         steps.append(
-            Decontaminate(cfg.decontaminate, cfg.decontam_ngram, cfg.decontam_shards, progress)
+            Decontaminate(
+                cfg.decontaminate,
+                cfg.decontam_ngram,
+                cfg.decontam_shards,
+                progress,
+                embed=embed_check(cfg, teacher),
+            )
         )
     if cfg.near_dup:
         steps.append(
@@ -47,6 +57,20 @@ def quality_steps(cfg: CurateConfig, progress: str | None = None) -> list:
     return steps
 
 
+def embed_check(cfg: CurateConfig, teacher: str | None = None):
+    """The embedding test of decontamination (``EmbedCheck``), or None when not asked for."""
+    if cfg.decontam_embed_threshold is None:
+        return None
+    from kalm_data.beam.decontaminate_embed import EmbedCheck
+    from kalm_data.embed.cache import default_cache_dir
+    from kalm_data.embed.teacher import default_teacher, teacher_fingerprint
+
+    teacher = teacher or cfg.teacher or default_teacher()
+    cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
+    fingerprint = teacher_fingerprint(teacher, cfg.precision)
+    return EmbedCheck(cfg.decontam_embed_threshold, cfg, teacher, fingerprint)
+
+
 def pair_stages(cfg: CurateConfig, teacher: str, progress: str | None = None) -> list:
     """The stages (and quality transforms) every input row goes through, in order, before
     embedding and mining; ``progress`` is the progress folder the transforms report to."""
@@ -56,6 +80,6 @@ def pair_stages(cfg: CurateConfig, teacher: str, progress: str | None = None) ->
         ReadErrors(),
         Validate(columns, cfg.max_chars, cfg.overlong, teacher),
         DedupIds(),
-        *quality_steps(cfg, progress),
+        *quality_steps(cfg, progress, teacher),
         MergeByQuery(),
     ]

@@ -8,7 +8,8 @@ Contract (pure; no Beam, no I/O; the Beam shell is ``kalm_data.beam.decontaminat
   normalised text); a text of fewer than ``n`` words has none, and can only match exactly.
   13-word n-grams are the GPT-3 / Llama decontamination unit: long enough that a shared one is
   copied text, not a common phrase.
-- A training text matches an evaluation text when the two match exactly or share one n-gram.
+- A training text matches an evaluation text when the two match exactly or share one n-gram,
+  or, when asked, when their teacher vectors are close (``kalm_data.stages.decontaminate_embed``).
 - A pair whose query or a positive matches is rejected (``contaminated``), the detail naming
   the evaluation set, the kind of text (query or document) and its id; a matching *negative*
   is only removed from the pair's negatives (an evaluation text as a negative teaches nothing
@@ -56,6 +57,7 @@ class Kind(str, Enum):
 
     EXACT = "0-exact"
     NGRAM = "1-ngram"
+    EMBEDDING = "2-embedding"
 
 
 @dataclass(frozen=True, order=True)
@@ -70,12 +72,19 @@ class EvalRef:
 @dataclass(frozen=True, order=True)
 class Match:
     """A training text of a pair (``role`` query / positive / negative, ``index`` in its list)
-    that matches ``ref`` the way ``how`` says. Ordered so that ``min`` is deterministic."""
+    that matches ``ref`` the way ``how`` says (``score``: the teacher cosine of an
+    ``EMBEDDING`` match). ``rank`` orders matches deterministically, best first."""
 
     role: str
     index: int
     how: Kind
     ref: EvalRef
+    score: float = 0.0
+
+    def rank(self) -> tuple:
+        """Sort key: by role and index, exact before n-gram before embedding, the higher
+        cosine first, then the smaller ref."""
+        return (self.role, self.index, self.how, -self.score, self.ref)
 
 
 def normalise(text: str) -> str:
@@ -250,7 +259,11 @@ class ShardIndex:
 def describe(match: Match) -> str:
     """``positive 1 matches evaluation set 'scifact' document '4983' (13-word n-gram)``."""
     where = match.role if match.role == "query" else f"{match.role} {match.index + 1}"
-    how = "exact text" if match.how is Kind.EXACT else "shared word n-gram"
+    how = {
+        Kind.EXACT: "exact text",
+        Kind.NGRAM: "shared word n-gram",
+        Kind.EMBEDDING: f"teacher cosine {match.score:.4f}",
+    }[match.how]
     ref = match.ref
     return f"{where} matches evaluation set '{ref.set_name}' {ref.kind} '{ref.id}' ({how})"
 
@@ -260,7 +273,7 @@ def decide(pair: InputPair, matches: list[Match]) -> InputPair | RejectedRecord:
     positive matches (the smallest match is named)."""
     from kalm_data.stage import rejected_record
 
-    bad = sorted(m for m in matches if m.role != "negative")
+    bad = sorted((m for m in matches if m.role != "negative"), key=Match.rank)
     if bad:
         first = bad[0]
         return rejected_record(

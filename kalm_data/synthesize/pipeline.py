@@ -39,13 +39,14 @@ def to_input_pair(pair: GeneratedPair) -> InputPair:
     )
 
 
-def synthesis_stages(cfg: CurateConfig, staging: str) -> list:
+def synthesis_stages(cfg: CurateConfig, staging: str, teacher: str | None = None) -> list:
     """Curate's steps for pairs that are already validated: dedup, the quality transforms the
-    settings ask for, merge by query."""
+    settings ask for (``teacher`` embeds for decontamination's embedding test), merge by
+    query."""
     from kalm_data.curate.stages import quality_steps
     from kalm_data.stages.dedup import DedupIds, MergeByQuery
 
-    return [DedupIds(), *quality_steps(cfg, staging), MergeByQuery()]
+    return [DedupIds(), *quality_steps(cfg, staging, teacher), MergeByQuery()]
 
 
 def build(
@@ -76,7 +77,7 @@ def build(
         teacher,
         fingerprint,
         staging,
-        synthesis_stages(cur, staging),
+        synthesis_stages(cur, staging, teacher),
         rejected_before=(rejected,),
     )
     finish_graph(count_file, *files, *usage)
