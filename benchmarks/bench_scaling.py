@@ -4,12 +4,14 @@
     python benchmarks/bench_scaling.py --sizes 500 1000 2000 --out /tmp/scaling.json
     python benchmarks/bench_scaling.py --skip-st --workdir /tmp/scaling -- --direct_num_workers=2
     python benchmarks/bench_scaling.py --sizes 20000 --warm   # then a warm rerun, new window
+    python benchmarks/bench_scaling.py --qa-pairs-en --sizes 23372 --also-low-memory  # both layouts
 
 For each size, on the real pairs of ``scaling_data.py`` (qa_pairs_en, then xquad, then stsb):
 
 - ``kalm-data curate --input pairs.jsonl --task pairs --output OUT --cache-dir CACHE`` in its own
   process, in a fresh folder (fresh cache and output: encoding is really measured). Beam
   arguments after ``--`` are passed to it.
+- With ``--also-low-memory``: curate again, cold, in a fresh folder, with ``--low-memory``.
 - ``mine_hard_negatives`` in its own process (``bench_curate.st``: same teacher, same window
   50-99, 7 negatives, FAISS), unless ``--skip-st``.
 - With ``--warm``: curate again on the same output and cache with a new rank window
@@ -622,9 +624,10 @@ def _summary_lines(runs: list[dict]) -> list[str]:
     if with_st:
         header += ["st s", "st peak MB", "st/curate time", "curate/st RSS", "(shared once)"]
     rows = []
-    for r in runs:
-        c, m = r["curate"], r["curate"]["memory"]
-        row = [f"{r['size']:,}", f"{c['seconds']:.1f}", f"{m['cpu_seconds']:.0f}"]
+    for r, arm in [(r, a) for r in runs for a in ("curate", "curate_low") if a in r]:
+        c, m = r[arm], r[arm]["memory"]
+        label = f"{r['size']:,}" + (" (--low-memory)" if arm == "curate_low" else "")
+        row = [label, f"{c['seconds']:.1f}", f"{m['cpu_seconds']:.0f}"]
         row += [f"{m['peak_total_rss_mb']:.0f}", f"{m['peak_total_shared_once_mb']:.0f}"]
         row.append(f"{max(p['peak_rss'] for p in m['processes']):.0f}")
         if with_st:
@@ -744,6 +747,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="shuffle of the pair pool")
     p.add_argument("--disjoint", action="store_true", help="sets share no row (default: nested)")
     p.add_argument("--per-source-task", action="store_true", help="one task per dataset")
+    p.add_argument(
+        "--qa-pairs-en", action="store_true", help="sets from qa_pairs_en alone (23372: all of it)"
+    )
+    p.add_argument(
+        "--also-low-memory",
+        action="store_true",
+        help="at each size, curate a second time, cold, with --low-memory added",
+    )
     p.add_argument("--project-pairs", type=int, default=10_000_000)
     p.add_argument("--workers", type=int, nargs="+", default=[10, 50, 100])
     p.add_argument("--worker-type", choices=sorted(WORKER_TYPES), default="n1-standard-4")
@@ -763,6 +774,12 @@ def _run_size(n: int, rows: list[dict], root: Path, args: argparse.Namespace) ->
     pairs = write_jsonl(work / "pairs.jsonl", rows)
     result = {"size": n, "tasks": dict(Counter(r["task"] for r in rows))}
     result["curate"] = run_curate(pairs, work, args.per_source_task, args.beam)
+    if args.also_low_memory:
+        low = work / "low-memory"
+        low.mkdir()
+        result["curate_low"] = run_curate(
+            pairs, low, args.per_source_task, [*args.beam, "--low-memory"]
+        )
     if args.warm:
         result["warm"] = run_warm(pairs, work, args.per_source_task, args.beam)
     if not args.skip_st:
@@ -778,7 +795,8 @@ def main(argv: list[str] | None = None) -> None:
     root = args.workdir or Path(tempfile.mkdtemp(prefix="kalm-scaling-"))
     root.mkdir(parents=True, exist_ok=True)
     runs = []
-    for n, rows in build_sets(args.sizes, args.seed, disjoint=args.disjoint).items():
+    sets = build_sets(args.sizes, args.seed, disjoint=args.disjoint, qa_only=args.qa_pairs_en)
+    for n, rows in sets.items():
         runs.append(_run_size(n, rows, root, args))
         print(
             f"{n:,} pairs: curate {runs[-1]['curate']['seconds']:.1f} s",

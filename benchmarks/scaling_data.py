@@ -90,13 +90,18 @@ def build_sets(
     pool_rows: int | None = None,
     data: Path = DATA,
     disjoint: bool = False,
+    qa_only: bool = False,
 ) -> dict[int, list[dict]]:
     """{size: rows}: the first ``size`` rows of the shuffled pool (nested sets, see the module
     docstring); with ``disjoint``, consecutive slices of it instead, smallest first (no row in
-    two sets: the sizes must add up to at most the pool, 53,118 rows in all)."""
+    two sets: the sizes must add up to at most the pool, 53,118 rows in all). ``qa_only``: the
+    pool is qa_pairs_en alone (23,372 rows; that size is the whole set)."""
     sizes = sorted(set(sizes))
     needed = sum(sizes) if disjoint else max(sizes)
-    rows = pool(max(POOL_ROWS, needed) if pool_rows is None else pool_rows, data)
+    if qa_only:
+        rows = list(qa_pairs_en(data))
+    else:
+        rows = pool(max(POOL_ROWS, needed) if pool_rows is None else pool_rows, data)
     if needed > len(rows):
         raise ValueError(f"{needed:,} rows asked for, more than the pool ({len(rows):,} rows)")
     random.Random(seed).shuffle(rows)
