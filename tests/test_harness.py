@@ -60,3 +60,27 @@ def test_low_memory_takes_every_core_unless_threads_are_given_and_refuses_contra
         low_memory_config(cfg, ["--direct_num_workers=2"])
     with pytest.raises(UsageError, match="not of --runner DataflowRunner"):
         low_memory_config(cfg, ["--runner", "DataflowRunner"])
+
+
+def test_low_memory_is_the_local_default_unless_the_layout_or_runner_is_given():
+    import pytest
+
+    from kalm_data.curate.config import load_config
+    from kalm_data.curate.pipeline import resolve_low_memory
+    from kalm_data.errors import UsageError
+
+    unset = load_config(None, {"output": "out"})
+    assert unset.low_memory is None
+    lean = resolve_low_memory(unset, [])
+    assert lean.low_memory is True and lean.torch_threads == 0  # every core, in a child
+    assert resolve_low_memory(unset, ["--runner=DirectRunner"]).low_memory is True
+    two = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    assert resolve_low_memory(unset, two).low_memory is False
+    assert resolve_low_memory(unset, two).torch_threads == 1
+    dataflow = resolve_low_memory(unset, ["--runner", "DataflowRunner"])
+    assert dataflow.low_memory is False and dataflow.torch_threads == 1
+    off = load_config(None, {"output": "out", "low_memory": False})
+    assert resolve_low_memory(off, []).low_memory is False  # --no-low-memory: process per core
+    on = load_config(None, {"output": "out", "low_memory": True})
+    with pytest.raises(UsageError, match="drop --direct_num_workers"):
+        resolve_low_memory(on, two)  # asked for explicitly: a contradiction is an error

@@ -6,14 +6,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
-def test_console_shows_progress_and_funnel_and_logs_go_to_the_output(tmp_path):
-    """The README's first command, ``kalm-data curate --output out/``, on the shipped sample
-    with the default layout (two worker processes)."""
+
+@pytest.mark.parametrize("layout", [[], ["--no-low-memory"]], ids=["default", "processes"])
+def test_console_shows_progress_and_funnel_and_logs_go_to_the_output(tmp_path, layout):
+    """The README's first command, ``kalm-data curate --output out/``, on the shipped sample:
+    in the default layout (one in-process worker) and with a worker process per core, whose
+    own logs must reach the log file too."""
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "kalm_data.cli", "curate"]
-        + ["--output", str(out), "--cache-dir", str(tmp_path / "cache")],
+        + ["--output", str(out), "--cache-dir", str(tmp_path / "cache"), *layout],
         capture_output=True,
         text=True,
     )
@@ -26,5 +30,9 @@ def test_console_shows_progress_and_funnel_and_logs_go_to_the_output(tmp_path):
     logs = list((out / "logs").glob("curate-*.log"))
     assert len(logs) == 1
     text = logs[0].read_text()
-    assert "apache_beam" in text and "sdk_worker" in text  # the workers' own logs
-    assert "Worker: severity" not in text  # not relayed a second time
+    if layout:
+        assert "apache_beam" in text and "sdk_worker" in text  # the workers' own logs
+        assert "Worker: severity" not in text  # not relayed a second time
+    else:
+        assert "one in-process worker: --low-memory" in text
+        assert "teacher process" in text and "started" in text

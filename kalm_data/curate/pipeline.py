@@ -194,6 +194,20 @@ def in_process_worker(p: beam.Pipeline) -> bool:
     return on_local_runner(p) and one
 
 
+def resolve_low_memory(cfg: CurateConfig, beam_args: list[str]) -> CurateConfig:
+    """``cfg`` with ``low_memory`` decided: when not given (None), on for Beam's local runner
+    with no ``--direct_*`` option (the layout that holds the least, README "Speed"), off
+    otherwise; then ``low_memory_config`` when on."""
+    from kalm_data.harness.run import beam_option, is_local_runner
+
+    if cfg.low_memory is None:
+        lean = is_local_runner(beam_option(beam_args, "--runner")) and not any(
+            a.startswith("--direct_") for a in beam_args
+        )
+        cfg = cfg.model_copy(update={"low_memory": lean})
+    return low_memory_config(cfg, beam_args) if cfg.low_memory else cfg
+
+
 def low_memory_config(cfg: CurateConfig, beam_args: list[str]) -> CurateConfig:
     """``cfg`` for ``--low-memory``: its teacher on torch's thread count (every core) unless
     ``torch_threads`` was given; the one in-process worker comes from the harness (``light``).
@@ -309,8 +323,7 @@ def run(
     if not cfg.output:
         raise UsageError("curate needs an output folder (--output DIR)")
     teacher = cfg.teacher or default_teacher()
-    if cfg.low_memory:
-        cfg = low_memory_config(cfg, beam_args or [])
+    cfg = resolve_low_memory(cfg, beam_args or [])
     inputs = _preflight(cfg, teacher)
     cfg = cfg.model_copy(update={"cache_dir": cfg.cache_dir or default_cache_dir()})
     _check_cache_shared(cfg.cache_dir, beam_args or [])
