@@ -20,7 +20,7 @@ from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.teacher import Teacher, default_teacher, teacher_fingerprint
 from kalm_data.records import InputPair, RejectedRecord
 from kalm_data.stages import decontaminate as dc
-from kalm_data.stages.decontaminate_embed import best_matches, eval_shard
+from kalm_data.stages.decontaminate_embed import best_matches, eval_shard, shard_count
 from kalm_data.text import normalize
 
 from realdata import DATA, load_pairs, write_jsonl
@@ -54,6 +54,14 @@ def test_best_matches_names_the_highest_cosine_then_the_smallest_ref_in_any_orde
     assert again == got
     assert best_matches(train, evals[:0], [], 0.5) == []
     assert best_matches(train, evals, refs, 1.01) == []
+
+
+def test_as_few_shards_as_hold_the_evaluation_set():
+    assert shard_count(0, 16) == 1
+    assert shard_count(100_000, 16) == 1
+    assert shard_count(100_001, 16) == 2
+    assert shard_count(24, 3, per_shard=10) == 3
+    assert shard_count(10**9, 16) == 16
 
 
 def test_eval_shards_are_key_ranges():
@@ -161,9 +169,11 @@ def test_pairs_close_to_an_evaluation_text_are_rejected_exactly_as_direct_cosine
         decontaminate=[str(tmp_path / "eval.jsonl")],
         decontam_embed_threshold=THRESHOLD,
     )
-    check = EmbedCheck(THRESHOLD, cfg, default_teacher(), teacher_fingerprint(default_teacher()))
+    fingerprint = teacher_fingerprint(default_teacher())
 
     for shards in (1, 3):
+        # 10 evaluation texts a shard: 3 shards of the 24 when 3 are allowed
+        check = EmbedCheck(THRESHOLD, cfg, default_teacher(), fingerprint, texts_per_shard=10)
         with TestPipeline() as p:
             kept, rejected = (
                 p

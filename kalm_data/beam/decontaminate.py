@@ -18,6 +18,8 @@ shown in the progress display.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import apache_beam as beam
 
 from kalm_data.beam import SplitRejected
@@ -25,6 +27,9 @@ from kalm_data.beam.counts import tally
 from kalm_data.harness.progress import flush, report
 from kalm_data.records import InputPair
 from kalm_data.stages import decontaminate as core
+
+if TYPE_CHECKING:
+    from kalm_data.beam.decontaminate_embed import EmbedCheck
 
 
 def _eval_batches(items: list, ngram: int, shards: int):
@@ -97,7 +102,7 @@ class Decontaminate(beam.PTransform):
         ngram: int = 13,
         shards: int = 16,
         progress: str | None = None,
-        embed=None,
+        embed: EmbedCheck | None = None,
     ):
         super().__init__(label=core.NAME)
         self.eval_sets, self.ngram, self.shards = list(eval_sets), ngram, shards

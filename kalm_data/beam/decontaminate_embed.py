@@ -8,7 +8,8 @@ Every text (evaluation and training) is embedded by the run's teacher into the e
 (``EmbedTexts``: the same keys, so the training texts are not encoded again by the embedding
 stage that follows). Evaluation texts are split into ``shards`` key ranges; training texts
 travel as the embedding groups they were encoded in (one narrow key range of one length
-bucket, so reading their vectors opens a file or two), each group sent to every shard. A probe
+bucket, so reading their vectors opens a file or two), each group sent to every shard; so there
+are as few shards as hold the evaluation set (``shard_count``, at most ``shards``). A probe
 holds one shard's evaluation vectors and scores every group against them, after the embedding
 has ended (a side input waits for it). Output: ``((task, id), Match)`` for each training text
 whose best cosine in a shard is ``>= threshold``; ``Decontaminate`` decides with these and the
@@ -26,19 +27,26 @@ import numpy as np
 from kalm_data.curate.config import CurateConfig
 from kalm_data.embed.buckets import group_key, length_bucket
 from kalm_data.stages import decontaminate as core
-from kalm_data.stages.decontaminate_embed import best_matches, eval_shard
+from kalm_data.stages.decontaminate_embed import (
+    TEXTS_PER_SHARD,
+    best_matches,
+    eval_shard,
+    shard_count,
+)
 from kalm_data.text import normalize, text_key
 
 
 @dataclass(frozen=True)
 class EmbedCheck:
     """What the embedding test needs: its threshold, and the run's settings (cache, batch
-    size, threads, groups), teacher and teacher fingerprint."""
+    size, threads, groups), teacher and teacher fingerprint; ``texts_per_shard``: see
+    ``shard_count``."""
 
     threshold: float
     cfg: CurateConfig
     teacher: str
     fingerprint: str
+    texts_per_shard: int = TEXTS_PER_SHARD
 
 
 def keyed_eval_texts(item: tuple[core.EvalRef, str]) -> Iterator[tuple[core.EvalRef, str, str]]:
@@ -63,7 +71,7 @@ def _longest(ref, texts) -> tuple[core.EvalRef, str, str]:
 
 
 def _to_every_shard(item, shards: int):
-    """An embedding group's training texts, once for each shard."""
+    """An embedding group's training texts, once for each of ``shards`` shards."""
     group, texts = item
     texts = list(texts)
     for s in range(shards):
@@ -150,8 +158,13 @@ class EmbeddingMatches(beam.PTransform):
                 teacher_process=child,
             )
         )
+        shards = beam.pvalue.AsSingleton(
+            evals
+            | "CountEval" >> beam.combiners.Count.Globally()
+            | "Shards" >> beam.Map(shard_count, self.shards, check.texts_per_shard)
+        )
         eval_side = evals | "EvalShard" >> beam.Map(
-            lambda e, n: (eval_shard(e[1], n), (e[0], e[1], length_bucket(e[2]))), self.shards
+            lambda e, n: (eval_shard(e[1], n), (e[0], e[1], length_bucket(e[2]))), shards
         )
         train_side = (
             train
@@ -161,7 +174,7 @@ class EmbeddingMatches(beam.PTransform):
                 cfg.embed_ranges,
             )
             | "GroupTexts" >> beam.GroupByKey()
-            | "ToShards" >> beam.FlatMap(_to_every_shard, self.shards)
+            | "ToShards" >> beam.FlatMap(_to_every_shard, shards)
         )
         return (
             {"eval": eval_side, "train": train_side}

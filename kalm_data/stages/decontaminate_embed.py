@@ -12,7 +12,8 @@ Contract (pure; no Beam, no I/O; the Beam shell is ``kalm_data.beam.decontaminat
 - Evaluation texts are split by key range (``eval_shard``): shard ``s`` of ``n`` holds the keys
   whose position (``kalm_data.embed.buckets.key_position``) is in the ``s``-th of ``n`` equal
   ranges, so a worker reads only the cache files of its range and holds ~1/``n`` of the
-  vectors.
+  vectors. Every shard reads every training vector, so ``n`` is as small as the evaluation
+  set allows (``shard_count``): one shard for up to ``TEXTS_PER_SHARD`` texts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from kalm_data.stages.decontaminate import EvalRef
 
 #: Training rows x evaluation rows scored at once (float32: 64 MB).
 BLOCK = 1 << 24
+#: Evaluation texts a shard holds at most (384-d float32: ~150 MB of vectors).
+TEXTS_PER_SHARD = 100_000
+
+
+def shard_count(eval_texts: int, max_shards: int, per_shard: int = TEXTS_PER_SHARD) -> int:
+    """Shards for ``eval_texts`` evaluation texts: as few as hold ``per_shard`` each (every
+    shard re-reads every training vector), at most ``max_shards``, at least 1."""
+    return max(1, min(max_shards, -(-eval_texts // per_shard)))
 
 
 def eval_shard(key: str, shards: int) -> int:
