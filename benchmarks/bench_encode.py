@@ -3,6 +3,7 @@
     python benchmarks/bench_encode.py               # unique texts of ../shared/data/qa_pairs_en
     python benchmarks/bench_encode.py --limit 2000  # texts of the first 2000 pairs
     python benchmarks/bench_encode.py --limit 2000 --budgets 4096 8192 16384 --no-layout
+    python benchmarks/bench_encode.py --sample 3000 --floor --no-layout --repeats 2
 
 1. Encoder, in one process with the same torch thread count, repeats alternating:
    ``SentenceTransformer.encode(batch_size=32, normalize_embeddings=True)`` (what
@@ -11,7 +12,14 @@
    Prints texts/s, wall and CPU seconds, the ratio ours / st (< 1: ours faster) and the largest
    absolute difference between the two sets of vectors.
 2. ``--budgets``: our path with each token budget, alternating.
-3. Layout: N worker processes with one torch thread each (each encoding every N-th text, as
+3. ``--floor``: the fastest any fp32 forward pass built on this machine's matrix products can
+   be. Only the model's dense products (every Linear layer with its bias, and the attention's
+   two batched products per layer) are timed, on random inputs of exactly the padded batch
+   shapes that ``SentenceTransformer.encode`` makes (length-sorted, 32 texts) and that our
+   token-budget batches make; no tokenising, embedding look-up, norm, activation, softmax,
+   masking or pooling. Prints each floor as a share of ``st.encode``'s wall time: a share above
+   0.9 means no fp32 implementation using these products can run at 0.9x ``st.encode``.
+4. Layout: N worker processes with one torch thread each (each encoding every N-th text, as
    ``default_beam_args`` runs the curate graph) against one process with N threads. Prints the
    wall time of each layout, model loading included, and which is faster.
 
@@ -24,6 +32,7 @@ import argparse
 import gzip
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -33,13 +42,16 @@ from pathlib import Path
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "qa_pairs_en" / "pairs.jsonl.gz"
 
 
-def unique_texts(path: str, limit: int | None) -> list[tuple[str, str]]:
-    """(key, text) of the unique normalised texts of the first ``limit`` pairs, in encode order."""
+def unique_texts(path: str, limit: int | None, sample: int | None = None) -> list[tuple[str, str]]:
+    """(key, text) of the unique normalised texts of the first ``limit`` pairs (or of ``sample``
+    pairs drawn with seed 0 from all of them), in encode order."""
     from kalm_data.embed.buckets import encode_order
     from kalm_data.text import normalize, text_key
 
     with gzip.open(path, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for _, line in zip(range(limit or sys.maxsize), f, strict=False)]
+    if sample:
+        rows = random.Random(0).sample(rows, min(sample, len(rows)))
     texts = {normalize(t) for r in rows for t in (r["query"], r["positive"])}
     return encode_order([(text_key(t), t) for t in texts])
 
@@ -80,12 +92,13 @@ def encoder(args: argparse.Namespace, texts: list[str]) -> None:
     teacher = Teacher(default_teacher(), threads=args.threads)
     model = SentenceTransformer(default_teacher(), device="cpu")
     print(f"texts: {len(texts)}, torch threads: {args.threads}, budget {teacher.token_budget}")
-    ratios, diff = [], 0.0
+    ratios, st_walls, diff = [], [], 0.0
     for rep in range(args.repeats):
         ref, st_wall, st_cpu = timed(lambda: st(model, texts))
         (vecs, truncated), our_wall, our_cpu = timed(lambda: ours(teacher, texts))
         diff = max(diff, float(np.abs(vecs - ref).max()))
         ratios.append(our_wall / st_wall)
+        st_walls.append(st_wall)
         print(
             f"  repeat {rep}: st.encode {len(texts) / st_wall:7.1f} texts/s "
             f"({st_wall:6.1f} s wall, {st_cpu:6.1f} s cpu) | ours {len(texts) / our_wall:7.1f} "
@@ -94,19 +107,98 @@ def encoder(args: argparse.Namespace, texts: list[str]) -> None:
         )
     print(f"ours / st.encode wall = {statistics.median(ratios):.3f}x (median of {len(ratios)})")
     print(f"max |ours - st.encode| = {diff:.2e}; texts truncated: {truncated}")
+    if args.floor:
+        floor(model, teacher, texts, statistics.median(st_walls), args.repeats)
     if args.budgets:
-        budgets(teacher, texts, args)
+        budgets(model, teacher, texts, args)
 
 
-def budgets(teacher, texts: list[str], args: argparse.Namespace) -> None:
-    seconds: dict[int, list[float]] = {b: [] for b in args.budgets}
-    for _ in range(args.repeats):
+def st_shapes(model, texts: list[str]) -> list[tuple[int, int]]:
+    """(texts, padded tokens) of every batch ``st.encode(batch_size=32)`` runs: texts sorted by
+    decreasing character length, as sentence-transformers sorts them, then tokenised."""
+    ordered = sorted(texts, key=len, reverse=True)
+    batches = [ordered[i : i + 32] for i in range(0, len(ordered), 32)]
+    return [tuple(model.tokenize(b)["input_ids"].shape) for b in batches]
+
+
+def our_shapes(teacher, texts: list[str]) -> list[tuple[int, int]]:
+    """(texts, padded tokens) of every forward batch of ``ours``."""
+    from kalm_data.beam.embed import CHUNK
+    from kalm_data.embed.batching import budget_batches
+
+    shapes = []
+    for i in range(0, len(texts), CHUNK):
+        lengths = [len(r["input_ids"]) for r in teacher.tokenize(texts[i : i + CHUNK])[0]]
+        for batch in budget_batches(lengths, teacher.token_budget):
+            shapes.append((len(batch), max(lengths[j] for j in batch)))
+    return shapes
+
+
+def dense_products(auto_model, shapes: list[tuple[int, int]]) -> float:
+    """Wall seconds of only the dense products of a BERT-like encoder on batches of ``shapes``:
+    every Linear but the pooler's (with its bias), and per layer the attention's scores and
+    weighted sum as batched products. Inputs are random: the values do not change the work."""
+    import torch
+    import torch.nn.functional as F
+
+    cfg = auto_model.config
+    heads, layers = cfg.num_attention_heads, cfg.num_hidden_layers
+    head_dim = cfg.hidden_size // heads
+    linears = [
+        m
+        for name, m in auto_model.named_modules()
+        if isinstance(m, torch.nn.Linear) and "pooler" not in name
+    ]
+    most = max(b * t for b, t in shapes)
+    inputs = {k: torch.randn(most, k) for k in {m.in_features for m in linears}}
+    qkv = torch.randn(most * cfg.hidden_size)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for b, t in shapes:
+            n = b * t
+            for m in linears:
+                F.linear(inputs[m.in_features][:n], m.weight, m.bias)
+            q = qkv[: n * cfg.hidden_size].view(b * heads, t, head_dim)
+            for _ in range(layers):
+                torch.bmm(torch.bmm(q, q.transpose(1, 2)), q)
+    return time.perf_counter() - start
+
+
+def floor(model, teacher, texts: list[str], st_wall: float, repeats: int) -> None:
+    """The dense-products floor on st's batches and on ours, as shares of ``st_wall``."""
+    auto_model = model[0].auto_model
+    for name, shapes in (
+        ("st.encode's", st_shapes(model, texts)),
+        ("our", our_shapes(teacher, texts)),
+    ):
+        padded = sum(b * t for b, t in shapes)
+        seconds = statistics.median(dense_products(auto_model, shapes) for _ in range(repeats))
+        print(
+            f"floor on {name} {len(shapes)} batches ({padded:,} padded tokens): dense products "
+            f"alone {seconds:.1f} s = {seconds / st_wall:.3f}x st.encode's {st_wall:.1f} s",
+            flush=True,
+        )
+
+
+def budgets(model, teacher, texts: list[str], args: argparse.Namespace) -> None:
+    """Our path at each token budget and ``st.encode``, alternating in every repeat."""
+    seconds: dict[str, list[float]] = {"st.encode": [], **{str(b): [] for b in args.budgets}}
+    for rep in range(args.repeats):
+        seconds["st.encode"].append(timed(lambda: st(model, texts))[1])
         for budget in args.budgets:
             teacher.token_budget = budget
-            seconds[budget].append(timed(lambda: ours(teacher, texts))[1])
-    for budget, s in seconds.items():
+            seconds[str(budget)].append(timed(lambda: ours(teacher, texts))[1])
+        print(f"  repeat {rep}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()))
+    st_med = statistics.median(seconds["st.encode"])
+    for name, s in seconds.items():
         med = statistics.median(s)
-        print(f"  budget {budget:>6}: {len(texts) / med:7.1f} texts/s (median {med:.1f} s)")
+        ratios = [x / y for x, y in zip(s, seconds["st.encode"], strict=True)]
+        print(
+            f"  {'budget ' + name if name != 'st.encode' else name:>14}: {len(texts) / med:7.1f} "
+            f"texts/s (median {med:.1f} s), {statistics.median(ratios):.3f}x st.encode "
+            f"(median of per-repeat ratios; {med / st_med:.3f}x of medians)",
+            flush=True,
+        )
 
 
 def layout_child(args: argparse.Namespace, texts: list[str]) -> None:
@@ -126,6 +218,8 @@ def run_layout(args: argparse.Namespace, procs: int, threads: int) -> dict:
     cmd += ["--threads", str(threads), "--parts", str(procs)]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
+    if args.sample:
+        cmd += ["--sample", str(args.sample)]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
     children = [
@@ -156,6 +250,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT))
     p.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    p.add_argument("--sample", type=int, default=None, help="N pairs drawn with seed 0")
+    p.add_argument("--floor", action="store_true", help="time the dense products alone")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--budgets", type=int, nargs="*", default=[], help="token budgets to compare")
@@ -165,7 +261,7 @@ def main() -> None:
     p.add_argument("--part", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--parts", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
-    texts = [t for _, t in unique_texts(args.data, args.limit)]
+    texts = [t for _, t in unique_texts(args.data, args.limit, args.sample)]
     if args.child_layout:
         layout_child(args, texts)
         return

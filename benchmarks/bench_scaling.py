@@ -12,6 +12,8 @@ For each size, on the real pairs of ``scaling_data.py`` (qa_pairs_en, then xquad
   process, in a fresh folder (fresh cache and output: encoding is really measured). Beam
   arguments after ``--`` are passed to it.
 - With ``--also-low-memory``: curate again, cold, in a fresh folder, with ``--low-memory``.
+- With ``--also "ARGS"``: curate again, cold, in a fresh folder, with ARGS added (an A/B of a
+  setting in one run, e.g. ``--also "--token-budget 8192"``).
 - ``mine_hard_negatives`` in its own process (``bench_curate.st``: same teacher, same window
   50-99, 7 negatives, FAISS), unless ``--skip-st``.
 - With ``--warm``: curate again on the same output and cache with a new rank window
@@ -58,6 +60,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -624,9 +627,12 @@ def _summary_lines(runs: list[dict]) -> list[str]:
     if with_st:
         header += ["st s", "st peak MB", "st/curate time", "curate/st RSS", "(shared once)"]
     rows = []
-    for r, arm in [(r, a) for r in runs for a in ("curate", "curate_low") if a in r]:
+    arms = ("curate", "curate_low", "curate_also")
+    for r, arm in [(r, a) for r in runs for a in arms if a in r]:
         c, m = r[arm], r[arm]["memory"]
-        label = f"{r['size']:,}" + (" (--low-memory)" if arm == "curate_low" else "")
+        label = f"{r['size']:,}" + {"curate_low": " (--low-memory)", "curate": ""}.get(
+            arm, f" ({' '.join(r[arm].get('args', []))})"
+        )
         row = [label, f"{c['seconds']:.1f}", f"{m['cpu_seconds']:.0f}"]
         row += [f"{m['peak_total_rss_mb']:.0f}", f"{m['peak_total_shared_once_mb']:.0f}"]
         row.append(f"{max(p['peak_rss'] for p in m['processes']):.0f}")
@@ -755,6 +761,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="at each size, curate a second time, cold, with --low-memory added",
     )
+    p.add_argument("--also", help="curate again, cold, with these arguments added (one string)")
     p.add_argument("--project-pairs", type=int, default=10_000_000)
     p.add_argument("--workers", type=int, nargs="+", default=[10, 50, 100])
     p.add_argument("--worker-type", choices=sorted(WORKER_TYPES), default="n1-standard-4")
@@ -780,6 +787,12 @@ def _run_size(n: int, rows: list[dict], root: Path, args: argparse.Namespace) ->
         result["curate_low"] = run_curate(
             pairs, low, args.per_source_task, [*args.beam, "--low-memory"]
         )
+    if args.also:
+        also = work / "also"
+        also.mkdir()
+        extra = shlex.split(args.also)
+        result["curate_also"] = run_curate(pairs, also, args.per_source_task, [*args.beam, *extra])
+        result["curate_also"]["args"] = extra
     if args.warm:
         result["warm"] = run_warm(pairs, work, args.per_source_task, args.beam)
     if not args.skip_st:

@@ -146,12 +146,14 @@ def test_projection_and_report_of_runs():
     assert p["mining_flat_search_cpu_seconds"] == 10_000_000**2 / 1e8
     assert p["dataflow"][0]["wall_hours"] > p["dataflow"][1]["wall_hours"]
     assert not p["fits_worker_memory"]  # 10M vectors of one task: ~30 GB
+    runs[-1]["curate_also"] = {**runs[-1]["curate"], "args": ["--token-budget", "8192"]}
     report = {"sizes": [5000, 10000, 20000, 40000], "cores": 2, "runs": runs}
     report |= {"exponents": exponents(runs), "projection": p}
     assert report["exponents"]["phase filter cpu"] == pytest.approx(2.0)
     assert report["exponents"]["phase embed cpu marginal"] == pytest.approx(1.0)
     text = markdown(report)
     assert "| 40,000 |" in text and "n1-standard-4" in text
+    assert "| 40,000 (--token-budget 8192) |" in text  # the --also arm has its own row
     json.dumps(report)
 
 

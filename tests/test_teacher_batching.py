@@ -6,7 +6,7 @@ import pytest
 
 from kalm_data.embed.batching import budget_batches, pad
 from kalm_data.embed.buckets import encode_order
-from kalm_data.embed.teacher import Teacher, default_teacher
+from kalm_data.embed.teacher import CPU_TOKEN_BUDGET, Teacher, default_teacher, default_token_budget
 from kalm_data.text import normalize, text_key
 
 from realdata import load_pairs
@@ -65,6 +65,14 @@ def test_vectors_do_not_depend_on_the_token_budget(teacher, texts):
     assert len(budget_batches([len(r["input_ids"]) for r in small.tokenize(texts)[0]], 300)) > 10
     cosine = np.sum(a * b, axis=1)
     assert cosine.min() > 1 - 1e-5
+
+
+def test_the_default_budget_is_capped_on_cpu_only(teacher):
+    assert default_token_budget(32, 256, "cpu") == CPU_TOKEN_BUDGET < 32 * 256
+    assert default_token_budget(4, 256, "cpu") == 4 * 256  # a smaller batch stays smaller
+    assert default_token_budget(32, 256, "cuda") == 32 * 256
+    assert teacher.token_budget == CPU_TOKEN_BUDGET  # the real MiniLM on this CPU
+    assert Teacher(default_teacher(), token_budget=8192).token_budget == 8192
 
 
 def test_truncations_are_counted_from_the_same_tokenisation(teacher, texts):

@@ -34,7 +34,15 @@ class CurateConfig(BaseModel):
     cache_dir: str | None = Field(
         default=None, description="embedding cache; None = ~/.cache/kalm_data/embeddings"
     )
-    batch_size: int = Field(default=32, gt=0)
+    batch_size: int = Field(
+        default=32, gt=0, description="teacher batch: this many texts of its max length"
+    )
+    token_budget: int | None = Field(
+        default=None,
+        gt=0,
+        description="padded tokens per teacher batch; None = batch_size x max length, at most "
+        "2048 on CPU (larger batches outgrow the CPU caches: benchmarks/bench_encode.py)",
+    )
     precision: Literal["fp32", "bf16"] = Field(
         default="fp32",
         description="teacher precision; bf16 is ~2x faster on CPUs with AVX512-BF16 and drifts "

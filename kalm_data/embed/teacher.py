@@ -108,11 +108,25 @@ def _check_config(config: Path, name: str) -> None:
         )
 
 
+#: Padded tokens per forward batch on CPU by default. Larger batches' activations (batch x
+#: longest x 4 x hidden floats, batch x heads x longest^2 attention scores) outgrow the CPU's
+#: caches and every token costs more: MiniLM on 2,978 qa_pairs_en texts, 2 threads, takes
+#: 0.80x the time with 2,048 as with 8,192 (``benchmarks/bench_encode.py --budgets``).
+CPU_TOKEN_BUDGET = 2048
+
+
+def default_token_budget(batch_size: int, max_tokens: int, device: str) -> int:
+    """``batch_size`` texts of ``max_tokens``, capped at ``CPU_TOKEN_BUDGET`` on CPU."""
+    budget = batch_size * max_tokens
+    return min(budget, CPU_TOKEN_BUDGET) if device == "cpu" else budget
+
+
 class Teacher:
     """A sentence-transformers model on CPU (or CUDA when available).
 
     ``token_budget`` bounds batch x longest of every forward batch (default: ``batch_size``
-    texts of the longest length, ``batch_size * max_seq_length``). ``lean`` runs a plain
+    texts of the longest length, ``batch_size * max_seq_length``, and on CPU at most
+    ``CPU_TOKEN_BUDGET``). ``lean`` runs a plain
     Transformer -> Pooling -> Normalize model with transformers alone (the same bits, without
     importing sentence-transformers: ``kalm_data.embed.lean_model``); ``False`` always loads it
     with sentence-transformers.
@@ -136,7 +150,9 @@ class Teacher:
         self.model = load_model(name_or_path, device, dtype, lean)
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length)
-        self.token_budget = token_budget or batch_size * self.max_tokens
+        self.token_budget = token_budget or default_token_budget(
+            batch_size, self.max_tokens, device
+        )
         self.dim = self.model.dim
         self._tokenizer = self.model.tokenizer
         self._backend = _truncating_backend(self._tokenizer, self.max_tokens)
