@@ -11,14 +11,16 @@
    ``kalm_data.beam.embed.CHUNK`` texts in ``encode_order`` (what the embedding stage does).
    Prints texts/s, wall and CPU seconds, the ratio ours / st (< 1: ours faster) and the largest
    absolute difference between the two sets of vectors.
-2. ``--budgets``: our path with each token budget, alternating.
-3. ``--floor``: the fastest any fp32 forward pass built on this machine's matrix products can
-   be. Only the model's dense products (every Linear layer with its bias, and the attention's
+2. ``--budgets``: ``st.encode`` and our path with each token budget, alternating in every
+   repeat; prints each one's median time and ratio to ``st.encode``.
+3. ``--floor``: how much of a forward pass the matrix products alone take, on given batch
+   shapes. Only the model's dense products (every Linear layer with its bias, and the attention's
    two batched products per layer) are timed, on random inputs of exactly the padded batch
    shapes that ``SentenceTransformer.encode`` makes (length-sorted, 32 texts) and that our
    token-budget batches make; no tokenising, embedding look-up, norm, activation, softmax,
-   masking or pooling. Prints each floor as a share of ``st.encode``'s wall time: a share above
-   0.9 means no fp32 implementation using these products can run at 0.9x ``st.encode``.
+   masking or pooling. Prints each floor as a share of ``st.encode``'s wall time: what a forward
+   pass on those shapes cannot go below with this machine's matrix products (other shapes,
+   such as smaller batches that stay in the CPU caches, have their own floor).
 4. Layout: N worker processes with one torch thread each (each encoding every N-th text, as
    ``default_beam_args`` runs the curate graph) against one process with N threads. Prints the
    wall time of each layout, model loading included, and which is faster.
