@@ -78,10 +78,8 @@ class EmbedGroupFn(beam.DoFn):
 
             cfg = self.cfg
             kind = TeacherProcess if self.teacher_process else Teacher
-            args = (
-                *(self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision),
-                cfg.token_budget,
-            )
+            args = (self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision)
+            args += (cfg.token_budget,)
             if self.release:
                 self._teacher = kind(*args)
             else:

@@ -44,15 +44,8 @@ MINED_SETTINGS = (
 #: never the checkpointed records. (The embedding cache shares vectors across these too.)
 NOT_CHECKPOINTED = (
     *("output", "cache_dir", "checkpoints", "rows_per_shard", "decontam_shards"),
-    *(
-        "batch_size",
-        "token_budget",
-        "torch_threads",
-        "teacher_process",
-        "embed_ranges",
-        "mine_blocks",
-    ),
-    "low_memory",
+    *("batch_size", "token_budget", "torch_threads", "teacher_process", "embed_ranges"),
+    *("mine_blocks", "low_memory"),
 )
 PAIRS_COLLECTIONS = ("examples", "reports", "read")
 MINED_COLLECTIONS = ("kept", "reports")

@@ -124,12 +124,11 @@ def default_token_budget(batch_size: int, max_tokens: int, device: str) -> int:
 class Teacher:
     """A sentence-transformers model on CPU (or CUDA when available).
 
-    ``token_budget`` bounds batch x longest of every forward batch (default: ``batch_size``
-    texts of the longest length, ``batch_size * max_seq_length``, and on CPU at most
-    ``CPU_TOKEN_BUDGET``). ``lean`` runs a plain
-    Transformer -> Pooling -> Normalize model with transformers alone (the same bits, without
-    importing sentence-transformers: ``kalm_data.embed.lean_model``); ``False`` always loads it
-    with sentence-transformers.
+    ``token_budget`` bounds batch x longest of every forward batch (default:
+    ``default_token_budget``: ``batch_size`` texts of ``max_seq_length``, at most
+    ``CPU_TOKEN_BUDGET`` on CPU). ``lean`` runs a plain Transformer -> Pooling -> Normalize model
+    with transformers alone (the same bits, without importing sentence-transformers:
+    ``kalm_data.embed.lean_model``); ``False`` always loads it with sentence-transformers.
     """
 
     def __init__(
