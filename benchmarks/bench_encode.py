@@ -4,6 +4,7 @@
     python benchmarks/bench_encode.py --limit 2000  # texts of the first 2000 pairs
     python benchmarks/bench_encode.py --limit 2000 --budgets 4096 8192 16384 --no-layout
     python benchmarks/bench_encode.py --sample 3000 --floor --no-layout --repeats 2
+    python benchmarks/bench_encode.py --sample 1500 --kernels onednn torch --no-layout
 
 1. Encoder, in one process with the same torch thread count, repeats alternating:
    ``SentenceTransformer.encode(batch_size=32, normalize_embeddings=True)`` (what
@@ -13,15 +14,21 @@
    absolute difference between the two sets of vectors.
 2. ``--budgets``: ``st.encode`` and our path with each token budget, alternating in every
    repeat; prints each one's median time and ratio to ``st.encode``.
-3. ``--floor``: how much of a forward pass the matrix products alone take, on given batch
+3. ``--kernels onednn torch``: ``st.encode`` and our path with the teacher's Linear layers on
+   oneDNN, weights packed once (``kalm_data.embed.onednn``, the default), and on torch's own
+   kernels (MKL's sgemm), alternating in every repeat; each one's median time, its ratio to
+   ``st.encode``, and the largest gap between the two choices' vectors.
+4. ``--floor``: how much of a forward pass the matrix products alone take, on given batch
    shapes. Only the model's dense products (every Linear layer with its bias, and the attention's
    two batched products per layer) are timed, on random inputs of exactly the padded batch
    shapes that ``SentenceTransformer.encode`` makes (length-sorted, 32 texts) and that our
    token-budget batches make; no tokenising, embedding look-up, norm, activation, softmax,
-   masking or pooling. Prints each floor as a share of ``st.encode``'s wall time: what a forward
-   pass on those shapes cannot go below with this machine's matrix products (other shapes,
-   such as smaller batches that stay in the CPU caches, have their own floor).
-4. Layout: N worker processes with one torch thread each (each encoding every N-th text, as
+   masking or pooling; with torch's own kernels (MKL), as ``st.encode`` runs them. Prints each
+   floor as a share of ``st.encode``'s wall time: what a forward pass on those shapes cannot go
+   below with torch's matrix products on this machine (other shapes, such as smaller batches
+   that stay in the CPU caches, have their own floor; oneDNN's packed products have a lower
+   one).
+5. Layout: N worker processes with one torch thread each (each encoding every N-th text, as
    ``default_beam_args`` runs the curate graph) against one process with N threads. Prints the
    wall time of each layout, model loading included, and which is faster.
 
@@ -113,6 +120,8 @@ def encoder(args: argparse.Namespace, texts: list[str]) -> None:
         floor(model, teacher, texts, statistics.median(st_walls), args.repeats)
     if args.budgets:
         budgets(model, teacher, texts, args)
+    if args.kernels:
+        kernels(model, texts, args)
 
 
 def st_shapes(model, texts: list[str]) -> list[tuple[int, int]]:
@@ -184,21 +193,58 @@ def floor(model, teacher, texts: list[str], st_wall: float, repeats: int) -> Non
 
 def budgets(model, teacher, texts: list[str], args: argparse.Namespace) -> None:
     """Our path at each token budget and ``st.encode``, alternating in every repeat."""
-    seconds: dict[str, list[float]] = {"st.encode": [], **{str(b): [] for b in args.budgets}}
-    for rep in range(args.repeats):
-        seconds["st.encode"].append(timed(lambda: st(model, texts))[1])
-        for budget in args.budgets:
+
+    def at(budget: int):
+        def run():
             teacher.token_budget = budget
-            seconds[str(budget)].append(timed(lambda: ours(teacher, texts))[1])
+            return ours(teacher, texts)
+
+        return run
+
+    alternate(model, texts, {f"budget {b}": at(b) for b in args.budgets}, args.repeats)
+
+
+def kernels(model, texts: list[str], args: argparse.Namespace) -> None:
+    """Our path with each choice of Linear kernels (``Teacher(kernels=...)``: oneDNN packed or
+    torch's own) and ``st.encode``, alternating in every repeat; the vectors' largest gap."""
+    import numpy as np
+
+    from kalm_data.embed.teacher import Teacher, default_teacher
+
+    teachers = {
+        k: Teacher(default_teacher(), threads=args.threads, kernels=k) for k in args.kernels
+    }
+    for name, t in teachers.items():
+        if t.kernels != name:
+            raise SystemExit(f"--kernels {name}: this torch runs {t.kernels} kernels instead")
+    alternate(
+        model,
+        texts,
+        {f"kernels {k}": (lambda t=t: ours(t, texts)) for k, t in teachers.items()},
+        args.repeats,
+    )
+    vectors = [ours(t, texts)[0] for t in teachers.values()]
+    gap = max(float(np.abs(v - vectors[0]).max()) for v in vectors)
+    print(f"  max |vectors of one kernel choice - another| = {gap:.2e}", flush=True)
+
+
+def alternate(model, texts: list[str], arms: dict, repeats: int) -> None:
+    """``st.encode`` and each of ``arms`` (name -> function encoding ``texts``), in turn in every
+    repeat; each one's median time and its ratio to ``st.encode``."""
+    seconds: dict[str, list[float]] = {"st.encode": [], **{name: [] for name in arms}}
+    for rep in range(repeats):
+        seconds["st.encode"].append(timed(lambda: st(model, texts))[1])
+        for name, run in arms.items():
+            seconds[name].append(timed(run)[1])
         print(f"  repeat {rep}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in seconds.items()))
     st_med = statistics.median(seconds["st.encode"])
     for name, s in seconds.items():
         med = statistics.median(s)
         ratios = [x / y for x, y in zip(s, seconds["st.encode"], strict=True)]
         print(
-            f"  {'budget ' + name if name != 'st.encode' else name:>14}: {len(texts) / med:7.1f} "
-            f"texts/s (median {med:.1f} s), {statistics.median(ratios):.3f}x st.encode "
-            f"(median of per-repeat ratios; {med / st_med:.3f}x of medians)",
+            f"  {name:>16}: {len(texts) / med:7.1f} texts/s (median {med:.1f} s), "
+            f"{statistics.median(ratios):.3f}x st.encode (median of per-repeat ratios; "
+            f"{med / st_med:.3f}x of medians)",
             flush=True,
         )
 
@@ -257,6 +303,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--budgets", type=int, nargs="*", default=[], help="token budgets to compare")
+    p.add_argument(
+        "--kernels",
+        nargs="*",
+        choices=["onednn", "torch"],
+        default=[],
+        help="Linear kernels to compare",
+    )
     p.add_argument("--no-layout", action="store_true", help="skip the process/thread layout")
     p.add_argument("--no-encoder", action="store_true", help="skip ours vs st.encode")
     p.add_argument("--child-layout", action="store_true", help=argparse.SUPPRESS)

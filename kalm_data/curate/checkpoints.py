@@ -45,7 +45,7 @@ MINED_SETTINGS = (
 NOT_CHECKPOINTED = (
     *("output", "cache_dir", "checkpoints", "rows_per_shard", "decontam_shards"),
     *("batch_size", "token_budget", "torch_threads", "teacher_process", "embed_ranges"),
-    *("mine_blocks", "low_memory"),
+    *("cpu_kernels", "mine_blocks", "low_memory"),
 )
 PAIRS_COLLECTIONS = ("examples", "reports", "read")
 MINED_COLLECTIONS = ("kept", "reports")

@@ -43,6 +43,12 @@ class CurateConfig(BaseModel):
         description="padded tokens per teacher batch; None = batch_size x max length, at most "
         "2048 on CPU (larger batches outgrow the CPU caches: benchmarks/bench_encode.py)",
     )
+    cpu_kernels: Literal["onednn", "torch"] = Field(
+        default="onednn",
+        description="the fp32 teacher's Linear layers on CPU: oneDNN with weights packed once "
+        "(faster than torch's MKL path on AMD CPUs: benchmarks/bench_encode.py --kernels), or "
+        "torch's own; the same vectors to float rounding",
+    )
     precision: Literal["fp32", "bf16"] = Field(
         default="fp32",
         description="teacher precision; bf16 is ~2x faster on CPUs with AVX512-BF16 and drifts "

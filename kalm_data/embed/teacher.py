@@ -126,9 +126,12 @@ class Teacher:
 
     ``token_budget`` bounds batch x longest of every forward batch (default:
     ``default_token_budget``: ``batch_size`` texts of ``max_seq_length``, at most
-    ``CPU_TOKEN_BUDGET`` on CPU). ``lean`` runs a plain Transformer -> Pooling -> Normalize model
-    with transformers alone (the same bits, without importing sentence-transformers:
-    ``kalm_data.embed.lean_model``); ``False`` always loads it with sentence-transformers.
+    ``CPU_TOKEN_BUDGET`` on CPU). ``kernels="onednn"`` runs an fp32 model's Linear layers on CPU
+    with oneDNN, weights packed once (``kalm_data.embed.onednn``; where this torch cannot, and
+    with ``"torch"``, torch's own); ``self.kernels`` says which run. ``lean`` runs a plain
+    Transformer -> Pooling -> Normalize model with transformers alone (the same bits, without
+    importing sentence-transformers: ``kalm_data.embed.lean_model``); ``False`` always loads it
+    with sentence-transformers.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class Teacher:
         threads: int = 0,
         precision: str = "fp32",
         token_budget: int | None = None,
+        kernels: str = "onednn",
         lean: bool = True,
     ):
         import torch
@@ -147,6 +151,7 @@ class Teacher:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
         self.model = load_model(name_or_path, device, dtype, lean)
+        self.kernels = _pack(self.model.model, kernels, device, precision)
         self.batch_size = batch_size
         self.max_tokens = int(self.model.max_seq_length)
         self.token_budget = token_budget or default_token_budget(
@@ -156,10 +161,11 @@ class Teacher:
         self._tokenizer = self.model.tokenizer
         self._backend = _truncating_backend(self._tokenizer, self.max_tokens)
         log.info(
-            "teacher %s on %s (%s, max %d tokens, %d-d, %d tokens a batch)",
+            "teacher %s on %s (%s, %s Linear layers, max %d tokens, %d-d, %d tokens a batch)",
             name_or_path,
             device,
             "transformers" if isinstance(self.model, LeanModel) else "sentence-transformers",
+            self.kernels,
             self.max_tokens,
             self.dim,
             self.token_budget,
@@ -249,6 +255,18 @@ class _SentenceTransformerModel:
 
     def embed(self, features: dict):
         return self.model(features)["sentence_embedding"]
+
+
+def _pack(model, kernels: str, device: str, precision: str) -> str:
+    """Pack ``model``'s Linear layers with oneDNN when asked and possible; which kernels run."""
+    from kalm_data.embed import onednn
+
+    if kernels not in ("onednn", "torch"):
+        raise ValueError(f"kernels must be 'onednn' or 'torch', got {kernels!r}")
+    if kernels == "torch" or device != "cpu" or precision != "fp32" or not onednn.available():
+        return "torch"
+    onednn.pack_linears(model)
+    return "onednn"
 
 
 def load_model(name: str, device: str, dtype, lean: bool = True):

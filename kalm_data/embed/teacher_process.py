@@ -5,14 +5,14 @@ keeps much of it after the model is dropped, so the mining and writing that foll
 process sit on top of that residue: in one in-process worker, the run's peak. A child process
 hands all of it back to the OS when it exits, and the Beam worker never imports torch.
 
-Contract: ``TeacherProcess(name, batch_size, threads, precision, token_budget)`` has ``Teacher``'s
-``encode_counting`` (the same bits: the child runs ``Teacher`` with the same arguments) and ``dim``.
-The child (``python -m kalm_data.embed.teacher_process``, never a fork of the worker) starts with
-the first call and stops on ``close()``, or on its own within a second of its parent's exit (killed
-or not); it ignores Ctrl-C, which is the parent's to handle. Messages are pickles on the child's
-stdin and stdout; the child's logging and any stray prints go to its stderr, which is the parent's.
-A child that dies or fails raises ``TeacherProcessError`` naming its exit code or its error; the
-next call starts a new child.
+Contract: ``TeacherProcess(name, batch_size, threads, precision, token_budget, kernels)`` has
+``Teacher``'s ``encode_counting`` (the same bits: the child runs ``Teacher`` with the same
+arguments) and ``dim``. The child (``python -m kalm_data.embed.teacher_process``, never a fork of
+the worker) starts with the first call and stops on ``close()``, or on its own within a second of
+its parent's exit (killed or not); it ignores Ctrl-C, which is the parent's to handle. Messages are
+pickles on the child's stdin and stdout; the child's logging and any stray prints go to its stderr,
+which is the parent's. A child that dies or fails raises ``TeacherProcessError`` naming its exit
+code or its error; the next call starts a new child.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ class TeacherProcess:
         threads: int = 0,
         precision: str = "fp32",
         token_budget: int | None = None,
+        kernels: str = "onednn",
     ):
-        self.args = (name, batch_size, threads, precision, token_budget)
+        self.args = (name, batch_size, threads, precision, token_budget, kernels)
         self._child: subprocess.Popen | None = None
         self.dim = 0
 
@@ -120,9 +121,9 @@ def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """The child's loop: load the teacher, then encode each request until the pipe closes."""
     from kalm_data.embed.teacher import Teacher
 
-    name, batch_size, threads, precision, token_budget = _receive(requests)
+    args = _receive(requests)
     try:
-        teacher = Teacher(name, batch_size, threads, precision, token_budget)
+        teacher = Teacher(*args)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
         _send(replies, ("error", f"{type(e).__name__}: {e}"))
         return
