@@ -100,3 +100,21 @@ def test_the_teacher_process_passes_the_kernels_to_its_child(texts):
         child.close()
     want, _ = Teacher(default_teacher(), kernels="torch").encode_counting(texts[:8])
     assert np.array_equal(got, want)  # bit-identical only when the child runs torch's kernels
+
+
+def test_the_kernel_cache_is_capped_unless_the_user_chose():
+    """oneDNN reads its cache capacity once per process: check it in fresh ones."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "from kalm_data.embed import onednn; import os; onednn.available(); "
+    probe += "print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    run = [sys.executable, "-c", probe]
+    capped = subprocess.run(run, env=env, capture_output=True, text=True, check=True)
+    assert capped.stdout.strip() == str(onednn.PRIMITIVE_CACHE_CAPACITY)
+    chosen = subprocess.run(
+        run, env={**env, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "64"}, capture_output=True, text=True
+    )
+    assert chosen.stdout.strip() == "64"

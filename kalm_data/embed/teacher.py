@@ -265,8 +265,7 @@ def _pack(model, kernels: str, device: str, precision: str) -> str:
         raise ValueError(f"kernels must be 'onednn' or 'torch', got {kernels!r}")
     if kernels == "torch" or device != "cpu" or precision != "fp32" or not onednn.available():
         return "torch"
-    onednn.pack_linears(model)
-    return "onednn"
+    return "onednn" if onednn.pack_linears(model) else "torch"
 
 
 def load_model(name: str, device: str, dtype, lean: bool = True):
