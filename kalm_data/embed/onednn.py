@@ -6,7 +6,8 @@ what the hardware can do. On this project's 2-core AMD EPYC runners, MiniLM's Li
 GFLOP/s with oneDNN once the weight is reordered into oneDNN's blocked layout; fusing the
 feed-forward layer's GELU into its Linear saves one more pass over the largest activation. Whole
 encodes: ``benchmarks/bench_encode.py --kernels onednn torch``. oneDNN picks its kernels by the
-CPU's instruction sets, not its vendor, so Intel CPUs lose nothing.
+CPU's instruction sets, not its vendor (only AMD EPYC has been measured; ``--cpu-kernels torch``
+in ``curate`` keeps torch's own).
 
 Contract: ``pack_linears(model)`` replaces, in place, every ``torch.nn.Linear`` of an fp32 CPU
 model by a ``PackedLinear`` computing the same function (to float rounding: the products are
